@@ -1,0 +1,29 @@
+# Two entry points: `make demo` (train + evaluate on the synthetic set) and `make test`.
+# Both create or reuse the virtual environment $(VENV) first.
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+export VENV
+
+.PHONY: env demo test test-all lint benchmark
+
+env:
+	@bash tools/setup_env.sh
+
+demo: env
+	$(PY) tools/run_demo.py
+
+# pytest exits 5 when it collected no test: that is a broken suite, not a pass.
+test: env
+	$(PY) -m ruff check .
+	$(PY) -m pytest; status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests"; \
+	[ $$status -eq 0 ]
+
+test-all: env
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "slow or not slow"
+
+lint: env
+	$(PY) -m ruff check .
+
+benchmark: env
+	$(PY) tools/benchmark.py

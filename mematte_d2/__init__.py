@@ -1,0 +1,7 @@
+"""mematte_d2: MEMatte (AAAI 2025) as a detectron2-style framework."""
+
+from ._deps import check_dependencies
+
+check_dependencies()
+
+__version__ = "0.1.0"

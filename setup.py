@@ -1,0 +1,31 @@
+"""mematte_d2: MEMatte (memory-efficient matting with adaptive token routing) on detectron2.
+
+torch, torchvision and detectron2 are installed by tools/setup_env.sh (detectron2 is not
+on PyPI); `import mematte_d2` checks for them and says how to install what is missing.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="mematte_d2",
+    version="0.1.0",
+    description="MEMatte: memory-efficient trimap-based image matting as a detectron2 framework",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["mematte_d2", "mematte_d2.*"]),
+    install_requires=[
+        "numpy>=1.24",
+        "opencv-python-headless>=4.8",
+        "fvcore>=0.1.5",
+        "iopath>=0.1.9",
+        "omegaconf>=2.1,<2.4",
+        "scikit-image>=0.21",
+        "scipy>=1.10",
+        "psutil>=5.9",
+        "tqdm>=4.60",
+        "tabulate>=0.9",
+        "tensorboard>=2.10",
+        "matplotlib>=3.7",
+    ],
+    entry_points={"console_scripts": []},
+)
