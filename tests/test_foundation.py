@@ -35,3 +35,20 @@ def test_import_without_detectron2_says_how_to_install():
     assert "MSG:" in out.stdout, out.stderr
     assert "detectron2" in out.stdout and "setup_env.sh" in out.stdout
     assert "DETECTRON2_SOURCE" in out.stdout
+
+
+def test_second_setup_run_installs_nothing():
+    """The stamp keyed by the requirement files makes a re-run of the installer a no-op."""
+    import os
+    from pathlib import Path
+
+    import pytest
+
+    root = Path(__file__).resolve().parents[1]
+    if not (Path(sys.prefix) / ".mematte_d2_requirements.sha256").is_file():
+        pytest.skip("this interpreter's venv was not made by tools/setup_env.sh")
+    env = dict(os.environ, VENV=sys.prefix)
+    out = subprocess.run(["bash", str(root / "tools/setup_env.sh")], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "installing" not in out.stdout + out.stderr

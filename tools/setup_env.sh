@@ -32,6 +32,8 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+# Some machines' pip config lists local index folders that do not exist; hide that noise.
+exec 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 "${PIP[@]}" install -r "$ROOT/requirements.txt"
 
 if has_detectron2; then
