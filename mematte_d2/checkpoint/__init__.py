@@ -1,0 +1,27 @@
+"""Loading, checking and converting matting checkpoints."""
+
+from .apply import load_matting_weights
+from .compare import KeyReport, compare_state_dicts, describe_layout
+from .convert import (
+    ConversionError,
+    fill_missing_from,
+    hf_vitmatte_to_d2,
+    is_hf_vitmatte,
+    vitmatte_to_mematte,
+)
+from .loading import CheckpointError, extract_state_dict, load_state_dict
+
+__all__ = [
+    "CheckpointError",
+    "ConversionError",
+    "KeyReport",
+    "compare_state_dicts",
+    "describe_layout",
+    "extract_state_dict",
+    "fill_missing_from",
+    "hf_vitmatte_to_d2",
+    "is_hf_vitmatte",
+    "load_matting_weights",
+    "load_state_dict",
+    "vitmatte_to_mematte",
+]

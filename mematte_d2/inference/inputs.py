@@ -1,0 +1,82 @@
+"""Finding the images a command line names and the trimap that belongs to each."""
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+from .io import IMAGE_EXTENSIONS
+
+# Suffixes of the files the predict command writes; skipped when reading its own output folder.
+OUTPUT_SUFFIXES = ("_alpha", "_cutout", "_composite", "_routing")
+TRIMAP_SUFFIXES = ("", "_trimap")
+
+
+@dataclass
+class Job:
+    """One image to matte; `error` is set when no usable trimap was found for it."""
+
+    image: Path
+    trimap: Path | None
+    error: str | None = None
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(spec: str, skip_outputs_in: Path | None = None) -> list[Path]:
+    """Images named by `spec`: a file, a directory (its image files) or a glob pattern."""
+    path = Path(spec)
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if _is_image(p))
+        if skip_outputs_in is not None and path.resolve() == skip_outputs_in.resolve():
+            found = [p for p in found if not p.stem.endswith(OUTPUT_SUFFIXES)]
+        return found
+    if path.exists():
+        return [path]
+    if glob.has_magic(spec):
+        return sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
+    raise FileNotFoundError(f"--input {spec}: no such file, directory or matching glob")
+
+
+def _trimap_index(directory: Path) -> dict[str, list[Path]]:
+    index: dict[str, list[Path]] = {}
+    for p in sorted(directory.iterdir()):
+        if _is_image(p):
+            index.setdefault(p.stem, []).append(p)
+    return index
+
+
+def pair_with_trimaps(images: list[Path], trimap_spec: str) -> list[Job]:
+    """Match each image with a trimap: one file for a single image, or a directory by stem.
+
+    In a directory, `<stem>.*` or `<stem>_trimap.*` is the trimap of `<stem>.*`. An image with
+    no or several candidate trimaps becomes a Job with an error instead of stopping the run.
+    """
+    trimap_path = Path(trimap_spec)
+    if trimap_path.is_file():
+        if len(images) != 1:
+            raise ValueError(
+                f"--trimap {trimap_spec} is one file but --input names {len(images)} images; "
+                "give a directory of trimaps named like the images"
+            )
+        return [Job(images[0], trimap_path)]
+    if not trimap_path.is_dir():
+        raise FileNotFoundError(f"--trimap {trimap_spec}: no such file or directory")
+    index = _trimap_index(trimap_path)
+    jobs = []
+    for image in images:
+        candidates = [
+            p
+            for suffix in TRIMAP_SUFFIXES
+            for p in index.get(image.stem + suffix, [])
+            if p.resolve() != image.resolve()
+        ]
+        if len(candidates) == 1:
+            jobs.append(Job(image, candidates[0]))
+        elif not candidates:
+            jobs.append(Job(image, None, f"no trimap named {image.stem}.* in {trimap_path}"))
+        else:
+            names = ", ".join(p.name for p in candidates)
+            jobs.append(Job(image, None, f"several trimaps match {image.name}: {names}"))
+    return jobs

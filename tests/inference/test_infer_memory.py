@@ -1,0 +1,51 @@
+"""The memory estimate and the token cap chosen from a budget."""
+
+import pytest
+
+from mematte_d2.inference.memory import (
+    MemoryBudgetError,
+    ModelDims,
+    choose_max_tokens,
+    estimate_peak_memory,
+    parse_memory_size,
+    token_grid,
+)
+
+VIT_S = ModelDims(embed_dim=384, num_heads=6, window_size=14, num_window_blocks=8,
+                  num_routed_blocks=4, num_global_blocks=0, param_bytes=100 * 2**20)
+
+
+def test_parse_memory_size():
+    assert parse_memory_size("8GB") == 8 * 2**30
+    assert parse_memory_size("512mb") == 512 * 2**20
+    assert parse_memory_size("1.5G") == int(1.5 * 2**30)
+    assert parse_memory_size("auto") == "auto"
+    assert parse_memory_size(1000) == 1000
+    with pytest.raises(ValueError, match="'eight gigs'"):
+        parse_memory_size("eight gigs")
+
+
+def test_estimate_grows_with_tokens_size_and_tile():
+    small = estimate_peak_memory(1024, 1024, VIT_S, max_tokens=1000).total
+    assert estimate_peak_memory(1024, 1024, VIT_S, max_tokens=4000).total > small
+    assert estimate_peak_memory(2048, 2048, VIT_S, max_tokens=1000).total > small
+    tiled = estimate_peak_memory(4096, 4096, VIT_S, max_tokens=1000, tile_size=512)
+    whole = estimate_peak_memory(4096, 4096, VIT_S, max_tokens=1000, tile_size=0)
+    assert whole.decoder > 5 * tiled.decoder
+
+
+def test_choose_max_tokens_is_the_largest_cap_that_fits():
+    budget = 8 * 2**30
+    cap = choose_max_tokens(budget, 4096, 4096, VIT_S)
+    assert 1 <= cap < token_grid(4096, 4096)[0] * token_grid(4096, 4096)[1]
+    assert estimate_peak_memory(4096, 4096, VIT_S, cap).total <= budget
+    assert estimate_peak_memory(4096, 4096, VIT_S, cap + 1).total > budget
+    assert choose_max_tokens(2**40, 512, 512, VIT_S) == 32 * 32
+    with pytest.raises(MemoryBudgetError, match="4096x4096 image needs about"):
+        choose_max_tokens(2**30, 4096, 4096, VIT_S, tile_size=0)
+
+
+def test_default_auto_budget_fits_4096_on_24gb():
+    # 80% of a 24 GB machine with ~2 GB used elsewhere
+    cap = choose_max_tokens(int(0.8 * 22 * 2**30), 4096, 4096, VIT_S)
+    assert cap >= 10000
