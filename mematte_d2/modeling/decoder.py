@@ -1,0 +1,137 @@
+"""ViTMatte detail-capture decoder: a light conv stream fused with the 1/16 encoder features.
+
+Module and parameter names follow the released ViTMatte / MEMatte checkpoints
+(``convstream.convs.{i}.conv/bn``, ``fusion_blks.{i}.conv.conv/bn``, ``matting_head.matting_convs``)
+so their weights load with ``strict=True``.
+"""
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["ConvBNReLU", "ConvStream", "FusionBlock", "MattingHead", "DetailCapture"]
+
+
+class ConvBNReLU(nn.Module):
+    """3x3 conv (no bias) + BatchNorm + ReLU."""
+
+    def __init__(self, in_chans: int, out_chans: int, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(in_chans, out_chans, 3, stride=stride, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(out_chans)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(x)))
+
+
+class ConvStream(nn.Module):
+    """Stride-2 conv pyramid on the 4-channel input: returns [D0 = input, D1, D2, D3, ...]."""
+
+    def __init__(self, in_chans: int = 4, out_chans: Sequence[int] = (48, 96, 192)):
+        super().__init__()
+        chans = [in_chans, *out_chans]
+        self.convs = nn.ModuleList(
+            ConvBNReLU(chans[i], chans[i + 1], stride=2) for i in range(len(out_chans))
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        details = [x]
+        for conv in self.convs:
+            details.append(conv(details[-1]))
+        return details
+
+
+class FusionBlock(nn.Module):
+    """Upsample coarse features x2 and fuse them with a detail map: conv([detail, upsampled])."""
+
+    def __init__(self, in_chans: int, out_chans: int):
+        super().__init__()
+        self.conv = ConvBNReLU(in_chans, out_chans, stride=1)
+
+    def forward(self, features: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(features, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.conv(torch.cat([detail, up], dim=1))
+
+
+class MattingHead(nn.Module):
+    """conv3x3 + BN + ReLU + conv1x1 to one alpha logit channel."""
+
+    def __init__(self, in_chans: int = 32, mid_chans: int = 16):
+        super().__init__()
+        self.matting_convs = nn.Sequential(
+            nn.Conv2d(in_chans, mid_chans, 3, stride=1, padding=1),
+            nn.BatchNorm2d(mid_chans),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid_chans, 1, 1, stride=1, padding=0),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.matting_convs(x)
+
+
+class DetailCapture(nn.Module):
+    """Decode 1/16 encoder features plus the 4-channel input into an alpha matte in [0, 1].
+
+    Args:
+        in_chans: channels of the encoder features (384 for ViT-S, 768 for ViT-B).
+        img_chans: channels of the network input (RGB + trimap = 4).
+        convstream_out: channels of the stride-2 detail maps D1, D2, ...
+        fusion_out: channels of the fusion steps; one more than ``convstream_out`` (the last
+            fusion step uses D0, the input itself).
+    """
+
+    def __init__(
+        self,
+        in_chans: int = 384,
+        img_chans: int = 4,
+        convstream_out: Sequence[int] = (48, 96, 192),
+        fusion_out: Sequence[int] = (256, 128, 64, 32),
+    ):
+        super().__init__()
+        if len(fusion_out) != len(convstream_out) + 1:
+            raise ValueError(
+                f"DetailCapture: fusion_out needs len(convstream_out) + 1 = "
+                f"{len(convstream_out) + 1} entries, got {len(fusion_out)}"
+            )
+        self.in_chans = in_chans
+        self.img_chans = img_chans
+        self.convstream = ConvStream(img_chans, convstream_out)
+        detail_chans = [img_chans, *convstream_out]
+        fusion_in = [in_chans, *fusion_out[:-1]]
+        self.fusion_blks = nn.ModuleList(
+            FusionBlock(fusion_in[i] + detail_chans[-(i + 1)], fusion_out[i])
+            for i in range(len(fusion_out))
+        )
+        self.matting_head = MattingHead(fusion_out[-1])
+
+    @property
+    def stride(self) -> int:
+        """Pixel stride of the features this decoder expects (16 for the default layout)."""
+        return 2 ** len(self.fusion_blks)
+
+    def forward(self, features: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """features [B, in_chans, H/s, W/s] + images [B, img_chans, H, W] -> alpha [B, 1, H, W]."""
+        if features.dim() != 4 or features.shape[1] != self.in_chans:
+            raise ValueError(
+                f"DetailCapture expects features [B, {self.in_chans}, h, w], "
+                f"got {tuple(features.shape)}"
+            )
+        if images.dim() != 4 or images.shape[1] != self.img_chans:
+            raise ValueError(
+                f"DetailCapture expects images [B, {self.img_chans}, H, W], "
+                f"got {tuple(images.shape)}"
+            )
+        s = self.stride
+        if tuple(images.shape[-2:]) != (features.shape[-2] * s, features.shape[-1] * s):
+            raise ValueError(
+                f"DetailCapture: image size {tuple(images.shape[-2:])} must be {s} x the feature "
+                f"size {tuple(features.shape[-2:])}"
+            )
+        details = self.convstream(images)
+        x = features
+        for i, fuse in enumerate(self.fusion_blks):
+            x = fuse(x, details[-(i + 1)])
+        return torch.sigmoid(self.matting_head(x))

@@ -1,0 +1,75 @@
+"""Test-time tiled decoding (the authors' rule): bounded decoder memory on large images.
+
+The input is zero-padded to a multiple of the tile size and the features to the matching token
+count; every tile is decoded together with ``context`` pixels of its neighbours (only where a
+neighbour exists) and only the tile's own area is written to the output.
+"""
+
+from collections.abc import Callable
+
+import torch
+from torch.nn import functional as F
+
+__all__ = ["tile_windows", "tiled_decode"]
+
+Decoder = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def tile_windows(num_tiles: int, tile_size: int, context: int) -> list[tuple[int, int, int, int]]:
+    """Along one axis: (crop_start, crop_end, own_start, own_end) in pixels for every tile.
+
+    The crop extends ``context`` pixels beyond the tile on each side that has a neighbour.
+    """
+    windows = []
+    for i in range(num_tiles):
+        own_start, own_end = i * tile_size, (i + 1) * tile_size
+        crop_start = own_start - context if i > 0 else own_start
+        crop_end = own_end + context if i < num_tiles - 1 else own_end
+        windows.append((crop_start, crop_end, own_start, own_end))
+    return windows
+
+
+def _check_tiling(tile_size: int, context: int, stride: int) -> None:
+    if tile_size <= 0 or tile_size % stride:
+        raise ValueError(f"tile_size must be a positive multiple of {stride}, got {tile_size}")
+    if context < 0 or context % stride or context > tile_size:
+        raise ValueError(
+            f"tile_context must be a multiple of {stride} in [0, tile_size={tile_size}], "
+            f"got {context}"
+        )
+
+
+def tiled_decode(
+    decoder: Decoder,
+    features: torch.Tensor,
+    images: torch.Tensor,
+    tile_size: int = 512,
+    context: int = 64,
+    stride: int = 16,
+) -> torch.Tensor:
+    """Decode ``features`` [B, C, H/stride, W/stride] with ``images`` [B, c, H, W] tile by tile.
+
+    Returns [B, 1, H, W]. ``tile_size=0`` decodes the whole image in one call.
+    """
+    height, width = images.shape[-2:]
+    if (features.shape[-2] * stride, features.shape[-1] * stride) != (height, width):
+        raise ValueError(
+            f"tiled_decode: image size {(height, width)} must be {stride} x the feature size "
+            f"{tuple(features.shape[-2:])}"
+        )
+    if tile_size == 0:
+        return decoder(features, images)
+    _check_tiling(tile_size, context, stride)
+    rows, cols = -(-height // tile_size), -(-width // tile_size)
+    pad_h, pad_w = rows * tile_size - height, cols * tile_size - width
+    images = F.pad(images, (0, pad_w, 0, pad_h))
+    features = F.pad(features, (0, pad_w // stride, 0, pad_h // stride))
+    out = images.new_zeros(images.shape[0], 1, rows * tile_size, cols * tile_size)
+    for y0, y1, oy0, oy1 in tile_windows(rows, tile_size, context):
+        for x0, x1, ox0, ox1 in tile_windows(cols, tile_size, context):
+            pred = decoder(
+                features[..., y0 // stride : y1 // stride, x0 // stride : x1 // stride],
+                images[..., y0:y1, x0:x1],
+            )
+            out[..., oy0:oy1, ox0:ox1] = pred[..., oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0]
+    return out[..., :height, :width]

@@ -1,0 +1,106 @@
+"""Tiled decoding: crop geometry of the authors' rule; equality with whole-image decoding."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from mematte_d2.modeling.decoder import DetailCapture
+from mematte_d2.modeling.tiling import tile_windows, tiled_decode
+
+
+class _RecordingDecoder:
+    """Returns the input's pixel-row coordinate + 1000 * call number; records every crop."""
+
+    def __init__(self):
+        self.crops = []
+
+    def __call__(self, features, images):
+        # Features and image crops must stay aligned: token (i, j) covers pixels (16i.., 16j..).
+        torch.testing.assert_close(features[:, 0], images[:, 0, ::16, ::16])
+        torch.testing.assert_close(features[:, 1], images[:, 1, ::16, ::16])
+        rows, cols = images[0, 0, :, 0], images[0, 1, 0, :]
+        self.crops.append((int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1))
+        return images[:, :1] + 1000 * (len(self.crops) - 1)
+
+
+def _coordinate_inputs(height, width):
+    ys = torch.arange(height, dtype=torch.float32).view(-1, 1).expand(height, width)
+    xs = torch.arange(width, dtype=torch.float32).view(1, -1).expand(height, width)
+    images = torch.stack([ys, xs])[None]
+    return images[:, :, ::16, ::16].clone(), images
+
+
+def test_tile_windows_follow_the_rule():
+    assert tile_windows(1, 512, 64) == [(0, 512, 0, 512)]
+    assert tile_windows(3, 512, 64) == [
+        (0, 576, 0, 512),
+        (448, 1088, 512, 1024),
+        (960, 1536, 1024, 1536),
+    ]
+
+
+def test_tiled_decode_crops_and_writes_only_each_tiles_own_area():
+    # 96 x 160 input, 64-pixel tiles and 16 pixels of context: padded to 128 x 192 (2 x 3 tiles).
+    # Zero padding also zeroes the coordinates, so pad rows/cols are detected by their zero value.
+    features, images = _coordinate_inputs(96, 160)
+    decoder = _RecordingDecoder()
+    out = tiled_decode(decoder, features, images, tile_size=64, context=16)
+    assert out.shape == (1, 1, 96, 160)
+    row_crops = [(0, 80), (48, 128)]
+    col_crops = [(0, 80), (48, 144), (112, 192)]
+    expected = [(r0, r1, c0, c1) for r0, r1 in row_crops for c0, c1 in col_crops]
+    # The recorder reads the first/last coordinate of a crop; past the image they are padding (0).
+    seen = [(r0, r1 if r1 <= 96 else 1, c0, c1 if c1 <= 160 else 1) for r0, r1, c0, c1 in expected]
+    assert decoder.crops == seen
+    # Every pixel is written by the tile that owns it, with its own (aligned) value.
+    tile_of_row = torch.arange(96) // 64
+    tile_of_col = torch.arange(160) // 64
+    owner = tile_of_row.view(-1, 1) * 3 + tile_of_col.view(1, -1)
+    torch.testing.assert_close(out[0, 0], images[0, 0] + 1000 * owner.float())
+
+
+def _small_decoder(in_chans=8):
+    decoder = DetailCapture(in_chans, convstream_out=(8, 8, 8), fusion_out=(8, 8, 8, 8)).eval()
+    with torch.no_grad():
+        for module in decoder.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    return decoder
+
+
+def test_tiled_decode_equals_whole_decode_of_tile_padded_input():
+    """64 px of context exceed the decoder's receptive field: tiling changes nothing."""
+    decoder = _small_decoder()
+    features, images = torch.randn(2, 8, 20, 14), torch.randn(2, 4, 320, 224)
+    with torch.no_grad():
+        tiled = tiled_decode(decoder, features, images, tile_size=128, context=64)
+        whole = decoder(F.pad(features, (0, 2, 0, 4)), F.pad(images, (0, 32, 0, 64)))
+    torch.testing.assert_close(tiled, whole[..., :320, :224], atol=1e-5, rtol=1e-5)
+
+
+def test_context_matters_at_tile_borders():
+    decoder = _small_decoder()
+    features, images = torch.randn(1, 8, 16, 16), torch.randn(1, 4, 256, 256)
+    with torch.no_grad():
+        whole = decoder(features, images)
+        no_context = tiled_decode(decoder, features, images, tile_size=128, context=0)
+    diff = (no_context - whole).abs()
+    assert diff[..., 120:136, :].max() > 1e-3  # seam between tile rows
+    torch.testing.assert_close(no_context[..., :64, :64], whole[..., :64, :64])  # far from seams
+
+
+def test_tile_size_zero_is_whole_image_and_bad_settings_are_named():
+    decoder = _small_decoder()
+    features, images = torch.randn(1, 8, 3, 5), torch.randn(1, 4, 48, 80)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            tiled_decode(decoder, features, images, tile_size=0), decoder(features, images)
+        )
+    with pytest.raises(ValueError, match="tile_size"):
+        tiled_decode(decoder, features, images, tile_size=100)
+    with pytest.raises(ValueError, match="tile_context"):
+        tiled_decode(decoder, features, images, tile_size=64, context=8)
+    with pytest.raises(ValueError, match="feature size"):
+        tiled_decode(decoder, features, images[..., :32, :], tile_size=64)
