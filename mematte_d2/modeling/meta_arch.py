@@ -1,0 +1,267 @@
+"""MEMatte meta-architecture: preprocessing, encoder (+ frozen teacher), decoder, losses.
+
+Also the plain ViTMatte baseline when built with a ViTMatte encoder and no teacher.
+"""
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+from detectron2.modeling import META_ARCH_REGISTRY
+from detectron2.utils.events import get_event_storage
+from torch import nn
+from torch.nn import functional as F
+
+from mematte_d2.utils.trimap import normalize_trimap
+
+from .losses import MattingCriterion, distillation_loss
+from .tiling import tiled_decode
+
+__all__ = ["MEMatte"]
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+@META_ARCH_REGISTRY.register()
+class MEMatte(nn.Module):
+    """Trimap-based matting with a (routed) ViT encoder and the ViTMatte detail decoder.
+
+    Args:
+        backbone: encoder mapping [B, 4, H, W] to a dict with "features" [B, C, H/16, W/16] and,
+            for routed encoders, "routing", "keep_ratios" and "routing_loss".
+        decoder: maps (features, 4-channel input) to alpha [B, 1, H, W].
+        criterion: matting losses (default: all four of the recipe).
+        teacher_backbone: frozen encoder distilled into ``backbone``; None = no distillation.
+        pixel_mean, pixel_std: RGB normalisation on the 0-255 scale.
+        size_divisibility: inputs are zero-padded bottom/right to a multiple of this.
+        distill_loss_weight, keep_ratio_loss_weight: multipliers of those two losses.
+        tile_size, tile_context: test-time tiled decoding (0 = whole image at once).
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        decoder: nn.Module,
+        criterion: nn.Module | None = None,
+        teacher_backbone: nn.Module | None = None,
+        pixel_mean: Sequence[float] = IMAGENET_MEAN,
+        pixel_std: Sequence[float] = IMAGENET_STD,
+        size_divisibility: int = 32,
+        distill_loss_weight: float = 1.0,
+        keep_ratio_loss_weight: float = 1.0,
+        tile_size: int = 512,
+        tile_context: int = 64,
+    ):
+        super().__init__()
+        # Registered first so state_dict() lists keys in the released checkpoints' order.
+        self.teacher_backbone = teacher_backbone
+        self.backbone = backbone
+        self.decoder = decoder
+        self.criterion = criterion if criterion is not None else MattingCriterion()
+        if teacher_backbone is not None:
+            teacher_backbone.requires_grad_(False)
+            teacher_backbone.eval()
+        if len(pixel_mean) != 3 or len(pixel_std) != 3:
+            raise ValueError("MEMatte: pixel_mean and pixel_std need 3 (RGB) values each")
+        self.register_buffer(
+            "pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1), False
+        )
+        self.register_buffer(
+            "pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(3, 1, 1), False
+        )
+        self.size_divisibility = size_divisibility
+        self.distill_loss_weight = distill_loss_weight
+        self.keep_ratio_loss_weight = keep_ratio_loss_weight
+        self.tile_size = tile_size
+        self.tile_context = tile_context
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def train(self, mode: bool = True) -> "MEMatte":
+        """Switch modes; the teacher always stays in eval mode."""
+        super().train(mode)
+        if self.teacher_backbone is not None:
+            self.teacher_backbone.eval()
+        return self
+
+    @contextlib.contextmanager
+    def routing_budget(
+        self, max_tokens: int | None = None, keep_ratio: float | None = None
+    ) -> Iterator[None]:
+        """Temporarily override the encoder's inference token budget.
+
+        ``max_tokens``: per-image cap on tokens sent to global attention; ``keep_ratio``: keep the
+        ceil(ratio * N) tokens with the largest router margin per image. An argument left at None
+        keeps the configured value. No-op for an encoder without routing.
+        """
+        if max_tokens is not None and (isinstance(max_tokens, bool) or int(max_tokens) < 1):
+            raise ValueError(f"routing_budget: max_tokens must be a positive int, got {max_tokens}")
+        if keep_ratio is not None and not 0.0 < float(keep_ratio) <= 1.0:
+            raise ValueError(f"routing_budget: keep_ratio must be in (0, 1], got {keep_ratio}")
+        overrides = {"max_tokens": max_tokens, "inference_keep_ratio": keep_ratio}
+        overrides = {
+            name: value
+            for name, value in overrides.items()
+            if value is not None and hasattr(self.backbone, name)
+        }
+        saved = {name: getattr(self.backbone, name) for name in overrides}
+        try:
+            for name, value in overrides.items():
+                setattr(self.backbone, name, value)
+            yield
+        finally:
+            for name, value in saved.items():
+                setattr(self.backbone, name, value)
+
+    # ------------------------------------------------------------------ inputs
+    def _check_input(self, index: int, item: dict, training: bool) -> None:
+        for key in ("image", "trimap") + (("alpha",) if training else ()):
+            if key not in item:
+                raise KeyError(
+                    f"MEMatte: batched_inputs[{index}] has no {key!r} (keys: {list(item)})"
+                )
+        image, trimap = item["image"], item["trimap"]
+        if image.dim() != 3 or image.shape[0] != 3:
+            raise ValueError(
+                f"MEMatte: batched_inputs[{index}]['image'] must be 3xHxW RGB, "
+                f"got shape {tuple(image.shape)}"
+            )
+        if trimap.dim() != 3 or trimap.shape[0] != 1:
+            raise ValueError(
+                f"MEMatte: batched_inputs[{index}]['trimap'] must be 1xHxW, "
+                f"got shape {tuple(trimap.shape)}"
+            )
+        if trimap.shape[-2:] != image.shape[-2:]:
+            raise ValueError(
+                f"MEMatte: batched_inputs[{index}] trimap size {tuple(trimap.shape[-2:])} != "
+                f"image size {tuple(image.shape[-2:])}"
+            )
+        if training and item["alpha"].shape != trimap.shape:
+            raise ValueError(
+                f"MEMatte: batched_inputs[{index}]['alpha'] shape {tuple(item['alpha'].shape)} "
+                f"!= trimap shape {tuple(trimap.shape)}"
+            )
+
+    def _padded_size(self, height: int, width: int) -> tuple[int, int]:
+        d = self.size_divisibility
+        return -(-height // d) * d, -(-width // d) * d
+
+    def preprocess(self, batched_inputs: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised 4-channel batch zero-padded to a common multiple of ``size_divisibility``.
+
+        Returns (inputs [B, 4, Hp, Wp], trimaps [B, 1, Hp, Wp] in 0 / 0.5 / 1).
+        """
+        sizes = [tuple(item["image"].shape[-2:]) for item in batched_inputs]
+        padded = [self._padded_size(h, w) for h, w in sizes]
+        height, width = max(p[0] for p in padded), max(p[1] for p in padded)
+        inputs, trimaps = [], []
+        for item, (h, w) in zip(batched_inputs, sizes):
+            image = item["image"].to(self.device, torch.float32)
+            image = (image - self.pixel_mean) / self.pixel_std
+            trimap = normalize_trimap(item["trimap"].to(self.device))
+            x = torch.cat([image, trimap], dim=0)
+            inputs.append(F.pad(x, (0, width - w, 0, height - h)))
+            trimaps.append(inputs[-1][3:4])
+        return torch.stack(inputs), torch.stack(trimaps)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, batched_inputs: list[dict]):
+        """Training: dict of named losses. Eval: list of {"alpha", "routing", "keep_ratio"}."""
+        if not isinstance(batched_inputs, (list, tuple)) or not batched_inputs:
+            raise TypeError("MEMatte expects a non-empty list of dicts (detectron2 batched inputs)")
+        for index, item in enumerate(batched_inputs):
+            self._check_input(index, item, self.training)
+        if self.training:
+            return self._forward_train(batched_inputs)
+        return self.inference(batched_inputs)
+
+    def _forward_train(self, batched_inputs: list[dict]) -> dict[str, torch.Tensor]:
+        inputs, trimaps = self.preprocess(batched_inputs)
+        encoded = self.backbone(inputs)
+        pred = self.decoder(encoded["features"], inputs)
+        losses = self._matting_losses(batched_inputs, pred, trimaps)
+        if self.teacher_backbone is not None:
+            with torch.no_grad():
+                teacher = self.teacher_backbone(inputs)["features"]
+            losses["loss_distill"] = (
+                distillation_loss(encoded["features"], teacher) * self.distill_loss_weight
+            )
+        if "routing_loss" in encoded:
+            losses["loss_keep_ratio"] = encoded["routing_loss"] * self.keep_ratio_loss_weight
+        if "keep_ratios" in encoded:
+            self._log_keep_ratios(encoded["keep_ratios"])
+        return losses
+
+    def _matting_losses(
+        self, batched_inputs: list[dict], pred: torch.Tensor, trimaps: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Criterion on the un-padded area; images of different sizes are averaged one by one."""
+        sizes = [tuple(item["image"].shape[-2:]) for item in batched_inputs]
+        alphas = [item["alpha"].to(pred.device, pred.dtype) for item in batched_inputs]
+        if len(set(sizes)) == 1:
+            h, w = sizes[0]
+            return self.criterion(pred[..., :h, :w], torch.stack(alphas), trimaps[..., :h, :w])
+        total: dict[str, torch.Tensor] = {}
+        for i, (h, w) in enumerate(sizes):
+            one = self.criterion(
+                pred[i : i + 1, :, :h, :w], alphas[i][None], trimaps[i : i + 1, :, :h, :w]
+            )
+            for name, value in one.items():
+                total[name] = total.get(name, 0.0) + value / len(sizes)
+        return total
+
+    @staticmethod
+    def _log_keep_ratios(keep_ratios: torch.Tensor) -> None:
+        try:
+            storage = get_event_storage()
+        except AssertionError:  # no EventStorage active (e.g. plain forward calls)
+            return
+        values = keep_ratios.detach().float().cpu().flatten().tolist()
+        for k, value in enumerate(values):
+            storage.put_scalar(f"keep_ratio/router{k}", value)
+        if values:
+            storage.put_scalar("keep_ratio/mean", sum(values) / len(values))
+
+    def inference(self, batched_inputs: list[dict]) -> list[dict]:
+        """Per-image outputs; images are batched only with others of the same padded size."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, item in enumerate(batched_inputs):
+            groups.setdefault(self._padded_size(*item["image"].shape[-2:]), []).append(i)
+        results: list[dict] = [{} for _ in batched_inputs]
+        for indices in groups.values():
+            group = [batched_inputs[i] for i in indices]
+            for i, result in zip(indices, self._inference_same_size(group)):
+                results[i] = result
+        return results
+
+    def _inference_same_size(self, batched_inputs: list[dict]) -> list[dict]:
+        inputs, _ = self.preprocess(batched_inputs)
+        encoded = self.backbone(inputs)
+        features = encoded["features"]
+        alpha = tiled_decode(
+            self.decoder,
+            features,
+            inputs,
+            tile_size=self.tile_size,
+            context=self.tile_context,
+            stride=inputs.shape[-1] // features.shape[-1],
+        )
+        routing = encoded.get("routing")
+        if routing is None:
+            routing = features.new_zeros(features.shape[0], 0, *features.shape[-2:])
+        routing = routing.bool()
+        results = []
+        for i, item in enumerate(batched_inputs):
+            h, w = item["image"].shape[-2:]
+            results.append(
+                {
+                    "alpha": alpha[i, :, :h, :w],
+                    "routing": routing[i],
+                    "keep_ratio": routing[i].flatten(1).float().mean(dim=1),
+                }
+            )
+        return results
