@@ -1,0 +1,286 @@
+"""MEMatte's student encoder: a ViT whose global blocks route tokens between global attention
+and a cheap token refiner.
+
+Training: the router's decisions ``d`` (0/1, straight-through gradients) mix both branches run
+on all tokens, ``d * attention + (1 - d) * refiner``, and the attention is policy-masked: query
+``i`` sees kept keys and itself, with the stabilised normalisation of PAPER.md
+``(e_ij m_ij + eps/N) / (sum_j e_ij m_ij + eps)``, ``e_ij = exp(s_ij - max_j s_ij)``, in fp32.
+Inference: the refiner runs on all tokens and global attention only among each image's kept
+tokens; the results are scattered over the refiner output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from detectron2.modeling import BACKBONE_REGISTRY
+from torch import Tensor, nn
+
+from .registry import (
+    ROUTER_REGISTRY,
+    ROUTING_POLICY_REGISTRY,
+    TOKEN_REFINER_REGISTRY,
+    build_from_registry,
+)
+from .routing.policies import RoutingPolicy
+from .vit import MAX_BIAS_ELEMENTS, Block, ViTEncoderBase, validate_block_indexes
+
+POLICY_EPS = 1e-6
+
+
+@torch.no_grad()
+def _row_max_scores(q: Tensor, k: Tensor, scale: float) -> Tensor:
+    """``max_j scale * q_i . k_j`` of ``[B, heads, N, D]`` tensors, in query chunks."""
+    b, heads, n, _ = q.shape
+    chunk = max(1, MAX_BIAS_ELEMENTS // max(1, b * heads * k.shape[2]))
+    maxima = [
+        (q[:, :, s : s + chunk] @ k.transpose(-2, -1)).amax(dim=-1) for s in range(0, n, chunk)
+    ]
+    return torch.cat(maxima, dim=2) * scale
+
+
+def policy_masked_attention(
+    q: Tensor, k: Tensor, v: Tensor, keep: Tensor, eps: float = POLICY_EPS
+) -> Tensor:
+    """Policy-masked attention of PAPER.md, exact in fp32, through one SDPA call.
+
+    ``q, k, v``: ``[B, heads, N, D]``; ``keep``: ``[B, N]`` decisions with values 0/1.
+    With ``M_i`` the row max of the scores and ``c_i = (1 - d_i) exp(s_ii)`` the self term of a
+    dropped query, the target is (multiplying through by ``exp(M_i)``)
+
+        O_i = (sum_j d_j e^{s_ij} v_j + c_i v_i + eps e^{M_i} mean_j v_j)
+              / (sum_j d_j e^{s_ij} + c_i + eps e^{M_i}).
+
+    SDPA computes everything but the ``c_i`` terms as softmax attention over the N keys (additive
+    bias ``log d_j``) plus one sentinel key with logit ``M_i + log eps`` and value
+    ``[mean_j v_j, 1]`` (its logit enters through an extra q/k channel). The extra output
+    channel is the sentinel's weight ``eps e^{M_i} / Z_i``, which gives ``c_i / Z_i`` and the
+    exact final mix ``(P_i + r_i v_i) / (1 + r_i)``. Memory stays O(N) per query row chunk; no
+    ``N x N`` mask is built. ``M_i`` is a stabiliser and treated as a constant for gradients.
+    """
+    out_dtype = q.dtype
+    q, k, v, keep = q.float(), k.float(), v.float(), keep.float()
+    b, heads, n, d = q.shape
+    scale = d**-0.5
+    row_max = _row_max_scores(q, k, scale)
+
+    sentinel_logit = (row_max + math.log(eps)) / scale
+    q_aug = torch.cat([q, sentinel_logit.unsqueeze(-1)], dim=-1)
+    sentinel_key = q.new_zeros((b, heads, 1, d + 1))
+    sentinel_key[..., d] = 1.0
+    k_aug = torch.cat([F.pad(k, (0, 1)), sentinel_key], dim=2)
+    sentinel_value = torch.cat([v.mean(dim=2, keepdim=True), v.new_ones((b, heads, 1, 1))], -1)
+    v_aug = torch.cat([F.pad(v, (0, 1)), sentinel_value], dim=2)
+
+    kept = keep > 0.5
+    key_bias = torch.where(kept, keep.clamp_min(0.5).log(), torch.full_like(keep, -math.inf))
+    key_bias = F.pad(key_bias, (0, 1))[:, None, None, :]
+    out = F.scaled_dot_product_attention(q_aug, k_aug, v_aug, attn_mask=key_bias, scale=scale)
+    attended, sentinel_share = out[..., :d], out[..., d]
+
+    self_logit = (q * k).sum(dim=-1) * scale
+    self_ratio = (1.0 - keep)[:, None, :] * torch.exp(self_logit - row_max) * sentinel_share / eps
+    self_ratio = self_ratio.unsqueeze(-1)
+    return ((attended + self_ratio * v) / (1.0 + self_ratio)).to(out_dtype)
+
+
+class RoutedBlock(Block):
+    """Global block whose attention branch is shared per token between global attention and a
+    token refiner (``efficient_block``), mixed by routing decisions. Reads the raw block input
+    for the refiner and ``LN(x)`` for attention; then the MLP and optional conv bottleneck."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        refiner: nn.Module,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        use_residual_block: bool = False,
+    ):
+        super().__init__(
+            dim,
+            num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            window_size=0,
+            rel_pos_size=None,
+            use_residual_block=use_residual_block,
+        )
+        self.efficient_block = refiner
+
+    def forward_train(self, x: Tensor, keep: Tensor) -> Tensor:
+        """Both branches on all tokens; ``keep`` ``[B, N]`` float decisions."""
+        b, h, w, c = x.shape
+        refined = self.efficient_block(x)
+        q, k, v = self.attn.qkv_heads(self.norm1(x).reshape(b, h * w, c))
+        attended = self.attn.merge_heads(policy_masked_attention(q, k, v, keep))
+        d = keep.to(x.dtype).reshape(b, h, w, 1)
+        mixed = d * attended.reshape(b, h, w, c) + (1.0 - d) * refined
+        return self.finish(x + mixed)
+
+    def forward_eval(self, x: Tensor, keep: Tensor) -> Tensor:
+        """Refiner on all tokens, global attention among each image's kept tokens only."""
+        b, h, w, c = x.shape
+        mixed = self.efficient_block(x).reshape(b, h * w, c).clone()
+        normed = self.norm1(x).reshape(b, h * w, c)
+        for i in range(b):
+            index = keep[i].nonzero().squeeze(1)
+            if index.numel() == 0:
+                continue
+            mixed[i, index] = self.attn.forward_tokens(normed[i, index].unsqueeze(0))[0]
+        return self.finish(x + mixed.reshape(b, h, w, c))
+
+
+def _resolve(registry, spec: str | nn.Module, *args: Any, **kwargs: Any) -> Any:
+    """A registry name is built with the given args; a built policy module is used as is."""
+    if isinstance(spec, str):
+        return build_from_registry(registry, spec, *args, **kwargs)
+    if registry is ROUTING_POLICY_REGISTRY and isinstance(spec, RoutingPolicy):
+        return spec
+    raise TypeError(f"Expected a {registry._name} registry name, got {spec!r}")
+
+
+@BACKBONE_REGISTRY.register()
+class RoutedViT(ViTEncoderBase):
+    """MEMatte student encoder (no final norm).
+
+    Global blocks other than block 0 are routed; router ``k`` serves the ``k``-th routed block
+    and reads that block's input. Window blocks carry rel-pos tables sized for the window
+    (27 x head_dim for 14); global blocks carry none.
+
+    Args:
+        img_size: training crop size (kept for config compatibility).
+        router, refiner, routing_policy: registry names (the policy may also be a built
+            :class:`RoutingPolicy`) of
+            ``ROUTER_REGISTRY``, ``TOKEN_REFINER_REGISTRY``, ``ROUTING_POLICY_REGISTRY``.
+        keep_ratio: the policy's target share of globally attended tokens (rho).
+        max_tokens: inference cap of globally attended tokens per image (None = no cap).
+        inference_keep_ratio: at inference keep exactly the ``ceil(ratio * N)`` largest-margin
+            tokens per image instead of the policy default (None = policy default).
+        router_kwargs, refiner_kwargs, policy_kwargs: extra constructor arguments.
+        Others: as in :class:`~mematte_d2.modeling.ViTMatteEncoder`.
+
+    Runtime attributes ``max_tokens`` and ``inference_keep_ratio`` may be changed between calls.
+    """
+
+    def __init__(
+        self,
+        img_size: int = 512,
+        patch_size: int = 16,
+        in_chans: int = 4,
+        embed_dim: int = 384,
+        depth: int = 12,
+        num_heads: int = 6,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        window_size: int = 14,
+        window_block_indexes: tuple[int, ...] = (0, 1, 3, 4, 6, 7, 9, 10),
+        residual_block_indexes: tuple[int, ...] = (2, 5, 8, 11),
+        use_rel_pos: bool = True,
+        router: str = "LocalGlobalRouter",
+        refiner: str = "LTRM",
+        routing_policy: str | RoutingPolicy = "BATR",
+        keep_ratio: float = 0.25,
+        max_tokens: int | None = None,
+        inference_keep_ratio: float | None = None,
+        pretrain_img_size: int = 224,
+        pretrain_use_cls_token: bool = True,
+        router_kwargs: Mapping[str, Any] | None = None,
+        refiner_kwargs: Mapping[str, Any] | None = None,
+        policy_kwargs: Mapping[str, Any] | None = None,
+    ):
+        super().__init__(patch_size, in_chans, embed_dim, pretrain_img_size, pretrain_use_cls_token)
+        window_block_indexes = validate_block_indexes(window_block_indexes, depth, "window blocks")
+        residual_block_indexes = validate_block_indexes(
+            residual_block_indexes, depth, "residual blocks"
+        )
+        self.img_size = img_size
+        self.window_block_indexes = window_block_indexes
+        self.residual_block_indexes = residual_block_indexes
+        self.routed_block_indexes = tuple(
+            i for i in range(depth) if i not in window_block_indexes and i != 0
+        )
+        self.num_routed_blocks = len(self.routed_block_indexes)
+        refiner_kwargs = dict(refiner_kwargs or {})
+        router_kwargs = dict(router_kwargs or {})
+
+        self.blocks = nn.ModuleList()
+        for i in range(depth):
+            common = dict(
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                use_residual_block=i in residual_block_indexes,
+            )
+            if i in self.routed_block_indexes:
+                block = RoutedBlock(
+                    embed_dim,
+                    num_heads,
+                    _resolve(TOKEN_REFINER_REGISTRY, refiner, embed_dim, **refiner_kwargs),
+                    **common,
+                )
+            else:
+                is_window = i in window_block_indexes
+                block = Block(
+                    embed_dim,
+                    num_heads,
+                    window_size=window_size if is_window else 0,
+                    rel_pos_size=(window_size, window_size) if is_window and use_rel_pos else None,
+                    **common,
+                )
+            self.blocks.append(block)
+        self.routers = nn.ModuleList(
+            _resolve(ROUTER_REGISTRY, router, embed_dim, **router_kwargs)
+            for _ in self.routed_block_indexes
+        )
+        self.routing_policy = _resolve(
+            ROUTING_POLICY_REGISTRY, routing_policy, keep_ratio, **dict(policy_kwargs or {})
+        )
+        self.max_tokens = max_tokens
+        self.inference_keep_ratio = inference_keep_ratio
+        self.init_weights()
+
+    @property
+    def keep_ratio(self) -> float:
+        """The policy's training target share of globally attended tokens."""
+        return self.routing_policy.keep_ratio
+
+    def _decide(self, log_probs: Tensor) -> Tensor:
+        if self.training:
+            return self.routing_policy.train_decisions(log_probs)
+        return self.routing_policy.eval_decisions(
+            log_probs, keep_ratio=self.inference_keep_ratio, max_tokens=self.max_tokens
+        )
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        """``x`` ``[B, in_chans, H, W]`` (H, W multiples of the patch size) -> dict with
+        "features" ``[B, C, h, w]``; "routing" ``[B, K, h, w]`` decisions of the K routed
+        blocks (training: float with straight-through gradients; eval: bool); "keep_ratios"
+        ``[K]`` (share of kept tokens per block over the batch) and "routing_loss" (policy)."""
+        x = self.embed(x)
+        b, h, w, c = x.shape
+        decisions = []
+        for i, block in enumerate(self.blocks):
+            if i not in self.routed_block_indexes:
+                x = block(x)
+                continue
+            router = self.routers[len(decisions)]
+            keep = self._decide(router(x.reshape(b, h * w, c)))
+            x = block.forward_train(x, keep) if self.training else block.forward_eval(x, keep)
+            decisions.append(keep)
+
+        if decisions:
+            routing = torch.stack(decisions, dim=1)
+        else:
+            routing = x.new_zeros((b, 0, h * w), dtype=x.dtype if self.training else torch.bool)
+        as_float = routing.to(x.dtype) if routing.dtype == torch.bool else routing
+        return {
+            "features": x.permute(0, 3, 1, 2),
+            "routing": routing.reshape(b, -1, h, w),
+            "keep_ratios": as_float.detach().mean(dim=(0, 2)),
+            "routing_loss": self.routing_policy.loss(as_float),
+        }

@@ -1,0 +1,28 @@
+"""Swappable token-routing components (routers, token refiners, routing policies)."""
+
+from .policies import (
+    BATR,
+    FixedTopK,
+    PerImageRatio,
+    RoutingPolicy,
+    cap_tokens,
+    routing_margin,
+    top_margin_mask,
+)
+from .refiners import ECA, LTRM, MLPRefiner
+from .routers import LocalGlobalRouter, LocalRouter
+
+__all__ = [
+    "BATR",
+    "ECA",
+    "FixedTopK",
+    "LTRM",
+    "LocalGlobalRouter",
+    "LocalRouter",
+    "MLPRefiner",
+    "PerImageRatio",
+    "RoutingPolicy",
+    "cap_tokens",
+    "routing_margin",
+    "top_margin_mask",
+]

@@ -1,0 +1,166 @@
+"""Routing policies: router log-probabilities -> per-token decisions, plus the budget loss.
+
+Decisions are ``[B, N]`` with 1 = global attention. In training they are floats that are exactly
+0 or 1 in value but carry straight-through gradients to the router; at inference they are bool.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..registry import ROUTING_POLICY_REGISTRY
+
+
+def _check_ratio(value: float | None, name: str) -> None:
+    if value is not None and not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
+def _check_cap(max_tokens: int | None) -> None:
+    if max_tokens is not None and (isinstance(max_tokens, bool) or int(max_tokens) < 0):
+        raise ValueError(f"max_tokens must be None or a non-negative int, got {max_tokens!r}")
+
+
+def routing_margin(log_probs: Tensor) -> Tensor:
+    """Router preference for global attention: ``log p0 - log p1``, shape ``[B, N]``."""
+    return log_probs[..., 0] - log_probs[..., 1]
+
+
+def top_margin_mask(margin: Tensor, k: int) -> Tensor:
+    """Bool mask ``[B, N]`` selecting, per image, the ``k`` tokens with the largest margin."""
+    k = max(0, min(int(k), margin.shape[-1]))
+    mask = torch.zeros_like(margin, dtype=torch.bool)
+    if k > 0:
+        mask.scatter_(-1, margin.topk(k, dim=-1).indices, True)
+    return mask
+
+
+def ratio_to_count(ratio: float, num_tokens: int) -> int:
+    """``ceil(ratio * N)`` tokens (ratio checked to lie in [0, 1])."""
+    _check_ratio(ratio, "keep ratio")
+    return min(num_tokens, math.ceil(float(ratio) * num_tokens - 1e-9))
+
+
+def cap_tokens(keep: Tensor, margin: Tensor, max_tokens: int | None) -> Tensor:
+    """Per image, if more than ``max_tokens`` tokens are kept, keep only the ``max_tokens``
+    kept tokens with the largest margin."""
+    _check_cap(max_tokens)
+    if max_tokens is None:
+        return keep
+    over = keep.sum(dim=-1) > max_tokens
+    if not bool(over.any()):
+        return keep
+    ranked = margin.masked_fill(~keep, float("-inf"))
+    capped = top_margin_mask(ranked, max_tokens) & keep
+    return torch.where(over[:, None], capped, keep)
+
+
+def straight_through(hard: Tensor, soft: Tensor) -> Tensor:
+    """Value of ``hard`` (0/1 floats), gradient of ``soft``."""
+    return hard - soft.detach() + soft
+
+
+class RoutingPolicy(nn.Module):
+    """Base policy. Subclasses implement :meth:`train_decisions`, :meth:`eval_decisions` and
+    :meth:`loss`.
+
+    Args:
+        keep_ratio: target share of tokens sent to global attention (the paper's rho).
+        loss_weight: weight of the budget loss.
+    """
+
+    def __init__(self, keep_ratio: float = 0.25, loss_weight: float = 1.0):
+        super().__init__()
+        _check_ratio(keep_ratio, "keep_ratio")
+        self.keep_ratio = float(keep_ratio)
+        self.loss_weight = float(loss_weight)
+
+    def train_decisions(self, log_probs: Tensor) -> Tensor:
+        """Float decisions ``[B, N]`` (0/1 values, straight-through gradients)."""
+        raise NotImplementedError
+
+    def eval_decisions(
+        self, log_probs: Tensor, keep_ratio: float | None = None, max_tokens: int | None = None
+    ) -> Tensor:
+        """Bool decisions ``[B, N]``. ``keep_ratio`` (if given) keeps the ``ceil(ratio * N)``
+        largest-margin tokens per image; ``max_tokens`` then caps the count per image."""
+        raise NotImplementedError
+
+    def loss(self, decisions: Tensor) -> Tensor:
+        """Budget loss from the training decisions of all routed blocks ``[B, K, N]``."""
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"keep_ratio={self.keep_ratio}, loss_weight={self.loss_weight}"
+
+
+class _GumbelPolicy(RoutingPolicy):
+    """Hard Gumbel-softmax decisions in training; router argmax (or a ratio) at inference."""
+
+    def __init__(self, keep_ratio: float = 0.25, loss_weight: float = 1.0, tau: float = 1.0):
+        super().__init__(keep_ratio, loss_weight)
+        self.tau = float(tau)
+
+    def train_decisions(self, log_probs: Tensor) -> Tensor:
+        return F.gumbel_softmax(log_probs, tau=self.tau, hard=True, dim=-1)[..., 0]
+
+    def eval_decisions(
+        self, log_probs: Tensor, keep_ratio: float | None = None, max_tokens: int | None = None
+    ) -> Tensor:
+        margin = routing_margin(log_probs)
+        if keep_ratio is None:
+            keep = margin > 0
+        else:
+            keep = top_margin_mask(margin, ratio_to_count(keep_ratio, margin.shape[-1]))
+        return cap_tokens(keep, margin, max_tokens)
+
+
+@ROUTING_POLICY_REGISTRY.register()
+class BATR(_GumbelPolicy):
+    """Batch-constrained Adaptive Token Routing: ``loss_weight * (r - rho)^2`` where ``r`` is the
+    share of routed tokens over the whole batch and all routed blocks, so single images and
+    blocks may route more or fewer tokens."""
+
+    def loss(self, decisions: Tensor) -> Tensor:
+        if decisions.numel() == 0:
+            return decisions.new_zeros(())
+        return self.loss_weight * (decisions.mean() - self.keep_ratio) ** 2
+
+
+@ROUTING_POLICY_REGISTRY.register()
+class PerImageRatio(_GumbelPolicy):
+    """DynamicViT-style constraint: every image and every block is pulled to the keep ratio,
+    ``loss_weight * mean_{image, block} (share_{image, block} - rho)^2``."""
+
+    def loss(self, decisions: Tensor) -> Tensor:
+        if decisions.numel() == 0:
+            return decisions.new_zeros(())
+        share = decisions.mean(dim=-1)
+        return self.loss_weight * ((share - self.keep_ratio) ** 2).mean()
+
+
+@ROUTING_POLICY_REGISTRY.register()
+class FixedTopK(RoutingPolicy):
+    """Exactly ``ceil(keep_ratio * N)`` tokens per image, the ones with the largest router
+    margin, in training and inference. Training decisions pass gradients straight through the
+    router's probability of global attention; the budget holds by construction (zero loss)."""
+
+    def train_decisions(self, log_probs: Tensor) -> Tensor:
+        margin = routing_margin(log_probs)
+        hard = top_margin_mask(margin, ratio_to_count(self.keep_ratio, margin.shape[-1]))
+        return straight_through(hard.to(log_probs.dtype), log_probs[..., 0].exp())
+
+    def eval_decisions(
+        self, log_probs: Tensor, keep_ratio: float | None = None, max_tokens: int | None = None
+    ) -> Tensor:
+        margin = routing_margin(log_probs)
+        ratio = self.keep_ratio if keep_ratio is None else keep_ratio
+        keep = top_margin_mask(margin, ratio_to_count(ratio, margin.shape[-1]))
+        return cap_tokens(keep, margin, max_tokens)
+
+    def loss(self, decisions: Tensor) -> Tensor:
+        return decisions.new_zeros(())

@@ -1,0 +1,71 @@
+"""Token refiners: the cheap branch that tokens not sent to global attention go through."""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from ..registry import TOKEN_REFINER_REGISTRY
+
+
+def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
+    """ECA's adaptive 1-D kernel size: ``int(|log2(C)/gamma + b/gamma|)`` rounded up to odd."""
+    k = int(abs(math.log2(channels) / gamma + b / gamma))
+    return k if k % 2 else k + 1
+
+
+class ECA(nn.Module):
+    """Efficient channel attention: per-channel sigmoid gates from a 1-D conv (no bias) across
+    the globally pooled channels; returns the gated input."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        k = eca_kernel_size(channels)
+        self.conv = nn.Conv1d(1, 1, kernel_size=k, padding=(k - 1) // 2, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, C, H, W]`` -> ``[B, C, H, W]``."""
+        pooled = x.mean(dim=(2, 3))
+        gates = self.conv(pooled.unsqueeze(1)).squeeze(1).sigmoid()
+        return x * gates[:, :, None, None]
+
+
+@TOKEN_REFINER_REGISTRY.register()
+class LTRM(nn.Module):
+    """Lightweight Token Refinement Module: Linear(C, rC) -> GELU -> depthwise kxk conv over the
+    grid -> GELU -> Linear(rC, C), then ``y + ECA(y)``. Reads the raw block input."""
+
+    def __init__(self, dim: int, expand_ratio: int = 2, kernel_size: int = 5):
+        super().__init__()
+        hidden = dim * expand_ratio
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act1 = nn.GELU()
+        self.dwconv = nn.Conv2d(
+            hidden, hidden, kernel_size, padding=kernel_size // 2, groups=hidden
+        )
+        self.act2 = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.eca = ECA(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, H, W, C]`` -> ``[B, H, W, C]``."""
+        y = self.act1(self.fc1(x))
+        y = self.act2(self.dwconv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
+        y = self.fc2(y)
+        return y + self.eca(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+@TOKEN_REFINER_REGISTRY.register()
+class MLPRefiner(nn.Module):
+    """Ablation refiner: a per-token two-layer MLP (no spatial mixing, no channel gating)."""
+
+    def __init__(self, dim: int, expand_ratio: int = 2):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, dim * expand_ratio)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(dim * expand_ratio, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, H, W, C]`` -> ``[B, H, W, C]``."""
+        return self.fc2(self.act(self.fc1(x)))

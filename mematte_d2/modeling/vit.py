@@ -1,0 +1,384 @@
+"""Shared plain-ViT pieces (ViTDet design) used by the ViTMatte and MEMatte encoders.
+
+Tensors inside the encoders are channels-last token grids ``[B, H, W, C]``.
+All attention goes through ``torch.nn.functional.scaled_dot_product_attention``; relative
+position enters as an additive ``attn_mask`` and large grids are processed in query chunks so
+that no full ``N x N`` matrix is ever held at once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Largest number of attention-bias elements built at once; larger problems are chunked by query.
+MAX_BIAS_ELEMENTS = 1 << 24
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patch embedding: a stride-``patch_size`` conv, output ``[B, h, w, C]``."""
+
+    def __init__(self, patch_size: int = 16, in_chans: int = 4, embed_dim: int = 384):
+        super().__init__()
+        self.in_chans = in_chans
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(
+                f"PatchEmbed expects [B, {self.in_chans}, H, W], got shape {tuple(x.shape)}"
+            )
+        return self.proj(x).permute(0, 2, 3, 1)
+
+
+def resize_abs_pos(pos_embed: Tensor, has_cls_token: bool, hw: tuple[int, int]) -> Tensor:
+    """Absolute position embedding for an ``h x w`` grid, shape ``[1, h, w, C]``.
+
+    The stored table belongs to a square pretraining grid (e.g. 14 x 14, plus a class token that
+    is dropped); it is resized bicubically (align_corners=False) when the grid differs (ViTDet).
+    """
+    h, w = hw
+    if has_cls_token:
+        pos_embed = pos_embed[:, 1:]
+    num_positions = pos_embed.shape[1]
+    size = math.isqrt(num_positions)
+    if size * size != num_positions:
+        raise ValueError(f"pos_embed has {num_positions} positions, not a square grid")
+    grid = pos_embed.reshape(1, size, size, -1).permute(0, 3, 1, 2)
+    if (size, size) != (h, w):
+        grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
+    return grid.permute(0, 2, 3, 1)
+
+
+def resize_rel_pos(rel_pos: Tensor, q_size: int, k_size: int) -> Tensor:
+    """Relative-position embeddings ``[q_size, k_size, D]`` for one axis (ViTDet's rule).
+
+    The table is linearly interpolated to ``2 * max(q_size, k_size) - 1`` entries when needed;
+    coordinates of the shorter side are stretched to the longer one.
+    """
+    length = 2 * max(q_size, k_size) - 1
+    if rel_pos.shape[0] != length:
+        rel_pos = F.interpolate(
+            rel_pos.t().unsqueeze(0), size=length, mode="linear"
+        ).squeeze(0).t()
+    q_coords = torch.arange(q_size, device=rel_pos.device)[:, None] * max(k_size / q_size, 1.0)
+    k_coords = torch.arange(k_size, device=rel_pos.device)[None, :] * max(q_size / k_size, 1.0)
+    relative = (q_coords - k_coords) + (k_size - 1) * max(q_size / k_size, 1.0)
+    return rel_pos[relative.long()]
+
+
+def decomposed_rel_pos_terms(
+    q: Tensor, rel_pos_h: Tensor, rel_pos_w: Tensor, hw: tuple[int, int]
+) -> tuple[Tensor, Tensor]:
+    """Per-axis relative-position terms of queries ``q`` ``[B, heads, h*w, D]`` (unscaled).
+
+    Returns ``rel_h`` ``[B, heads, N, h]`` and ``rel_w`` ``[B, heads, N, w]``; the bias of query
+    ``i`` and key ``(y, x)`` is ``rel_h[..., i, y] + rel_w[..., i, x]``.
+    """
+    h, w = hw
+    b, heads, n, d = q.shape
+    table_h = resize_rel_pos(rel_pos_h, h, h).to(q.dtype)
+    table_w = resize_rel_pos(rel_pos_w, w, w).to(q.dtype)
+    grid_q = q.reshape(b, heads, h, w, d)
+    rel_h = torch.einsum("bnyxd,ykd->bnyxk", grid_q, table_h).reshape(b, heads, n, h)
+    rel_w = torch.einsum("bnyxd,xkd->bnyxk", grid_q, table_w).reshape(b, heads, n, w)
+    return rel_h, rel_w
+
+
+def rel_pos_bias(rel_h: Tensor, rel_w: Tensor) -> Tensor:
+    """Dense additive bias ``[B, heads, n, h*w]`` from the per-axis terms of n queries."""
+    bias = rel_h[..., :, None] + rel_w[..., None, :]
+    return bias.flatten(-2)
+
+
+def grid_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    rel_pos: tuple[Tensor, Tensor] | None = None,
+    hw: tuple[int, int] | None = None,
+) -> Tensor:
+    """Softmax attention of ``[B, heads, N, D]`` tensors over a full token grid via SDPA.
+
+    With ``rel_pos=(rel_pos_h, rel_pos_w)`` the decomposed relative-position bias of the
+    ``hw`` grid is the ``attn_mask``. Queries are chunked so that at most ``MAX_BIAS_ELEMENTS``
+    bias entries exist at a time.
+    """
+    if rel_pos is None:
+        return F.scaled_dot_product_attention(q, k, v)
+    if hw is None:
+        raise ValueError("grid_attention needs the grid size hw with rel_pos")
+    rel_h, rel_w = decomposed_rel_pos_terms(q, rel_pos[0], rel_pos[1], hw)
+    b, heads, n, _ = q.shape
+    chunk = max(1, MAX_BIAS_ELEMENTS // max(1, b * heads * n))
+    if chunk >= n:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=rel_pos_bias(rel_h, rel_w))
+    outputs = []
+    for start in range(0, n, chunk):
+        rows = slice(start, start + chunk)
+        bias = rel_pos_bias(rel_h[:, :, rows], rel_w[:, :, rows])
+        outputs.append(F.scaled_dot_product_attention(q[:, :, rows], k, v, attn_mask=bias))
+    return torch.cat(outputs, dim=2)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over a token grid, optionally with decomposed rel-pos bias.
+
+    Args:
+        dim: channels.
+        num_heads: attention heads.
+        qkv_bias: bias in the qkv projection.
+        rel_pos_size: ``(h, w)`` grid the relative-position tables are sized for
+            (``2 * size - 1`` rows each); ``None`` = no relative position.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        qkv_bias: bool = True,
+        rel_pos_size: tuple[int, int] | None = None,
+    ):
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ValueError(f"embed_dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.use_rel_pos = rel_pos_size is not None
+        if rel_pos_size is not None:
+            self.rel_pos_h = nn.Parameter(torch.zeros(2 * rel_pos_size[0] - 1, self.head_dim))
+            self.rel_pos_w = nn.Parameter(torch.zeros(2 * rel_pos_size[1] - 1, self.head_dim))
+
+    def qkv_heads(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Project ``[B, N, C]`` tokens to q, k, v of shape ``[B, heads, N, head_dim]``."""
+        b, n, _ = tokens.shape
+        qkv = self.qkv(tokens).reshape(b, n, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        return q, k, v
+
+    def merge_heads(self, out: Tensor) -> Tensor:
+        """``[B, heads, N, head_dim]`` -> projected ``[B, N, C]``."""
+        b, _, n, _ = out.shape
+        return self.proj(out.transpose(1, 2).reshape(b, n, -1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Full attention within each grid of ``x`` ``[B, H, W, C]``."""
+        b, h, w, c = x.shape
+        q, k, v = self.qkv_heads(x.reshape(b, h * w, c))
+        rel_pos = (self.rel_pos_h, self.rel_pos_w) if self.use_rel_pos else None
+        out = grid_attention(q, k, v, rel_pos=rel_pos, hw=(h, w))
+        return self.merge_heads(out).reshape(b, h, w, c)
+
+    def forward_tokens(self, tokens: Tensor) -> Tensor:
+        """Plain softmax attention among the given tokens ``[B, n, C]`` (no position bias)."""
+        q, k, v = self.qkv_heads(tokens)
+        return self.merge_heads(F.scaled_dot_product_attention(q, k, v))
+
+
+def window_partition(x: Tensor, window_size: int) -> tuple[Tensor, tuple[int, int]]:
+    """Split ``[B, H, W, C]`` into ``[B * nW, ws, ws, C]`` windows, zero-padding H and W up to
+    multiples of the window. Returns the windows and the padded size."""
+    b, h, w, c = x.shape
+    pad_h = (window_size - h % window_size) % window_size
+    pad_w = (window_size - w % window_size) % window_size
+    if pad_h or pad_w:
+        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+    hp, wp = h + pad_h, w + pad_w
+    x = x.reshape(b, hp // window_size, window_size, wp // window_size, window_size, c)
+    windows = x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size, window_size, c)
+    return windows, (hp, wp)
+
+
+def window_unpartition(
+    windows: Tensor, window_size: int, padded_hw: tuple[int, int], hw: tuple[int, int]
+) -> Tensor:
+    """Inverse of :func:`window_partition`: reassemble and crop the padding away."""
+    hp, wp = padded_hw
+    h, w = hw
+    c = windows.shape[-1]
+    b = windows.shape[0] // ((hp // window_size) * (wp // window_size))
+    x = windows.reshape(b, hp // window_size, wp // window_size, window_size, window_size, c)
+    x = x.permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
+    return x[:, :h, :w].contiguous()
+
+
+class Mlp(nn.Module):
+    """Two-layer token MLP with GELU (names ``fc1``/``fc2`` as in the checkpoints)."""
+
+    def __init__(self, dim: int, hidden_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channel axis of a ``[B, C, H, W]`` tensor."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) / torch.sqrt(var + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class ResidualBottleneck(nn.Module):
+    """Conv bottleneck (1x1 -> 3x3 -> 1x1, channel LayerNorm after each conv) added to its input.
+
+    The last norm starts at zero so that a freshly added bottleneck is the identity.
+    """
+
+    def __init__(self, channels: int, bottleneck_channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, bottleneck_channels, 1, bias=False)
+        self.norm1 = LayerNorm2d(bottleneck_channels)
+        self.act1 = nn.GELU()
+        self.conv2 = nn.Conv2d(bottleneck_channels, bottleneck_channels, 3, padding=1, bias=False)
+        self.norm2 = LayerNorm2d(bottleneck_channels)
+        self.act2 = nn.GELU()
+        self.conv3 = nn.Conv2d(bottleneck_channels, channels, 1, bias=False)
+        self.norm3 = LayerNorm2d(channels)
+        for conv in (self.conv1, self.conv2, self.conv3):
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.zeros_(self.norm3.weight)
+        nn.init.zeros_(self.norm3.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.act1(self.norm1(self.conv1(x)))
+        out = self.act2(self.norm2(self.conv2(out)))
+        out = self.norm3(self.conv3(out))
+        return x + out
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block on ``[B, H, W, C]`` grids: window or global attention, MLP,
+    and an optional residual conv bottleneck after the MLP.
+
+    Args:
+        dim, num_heads, mlp_ratio, qkv_bias: usual ViT settings.
+        window_size: > 0 for window attention in ``window_size`` windows, 0 for global.
+        rel_pos_size: grid the global rel-pos tables are sized for, or ``None`` for no rel-pos
+            (window blocks use ``(window_size, window_size)`` whenever this is not ``None``).
+        use_residual_block: add the conv bottleneck after the MLP.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        window_size: int = 0,
+        rel_pos_size: tuple[int, int] | None = None,
+        use_residual_block: bool = False,
+    ):
+        super().__init__()
+        self.window_size = window_size
+        if rel_pos_size is not None and window_size > 0:
+            rel_pos_size = (window_size, window_size)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, rel_pos_size=rel_pos_size)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.residual = ResidualBottleneck(dim, dim // 2) if use_residual_block else None
+
+    def attention(self, x: Tensor) -> Tensor:
+        """The attention branch ``attn(LN(x))`` on a ``[B, H, W, C]`` grid."""
+        x = self.norm1(x)
+        if self.window_size <= 0:
+            return self.attn(x)
+        h, w = x.shape[1:3]
+        windows, padded_hw = window_partition(x, self.window_size)
+        windows = self.attn(windows)
+        return window_unpartition(windows, self.window_size, padded_hw, (h, w))
+
+    def finish(self, x: Tensor) -> Tensor:
+        """MLP sub-block and the optional conv bottleneck."""
+        x = x + self.mlp(self.norm2(x))
+        if self.residual is not None:
+            x = self.residual(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.finish(x + self.attention(x))
+
+
+def init_vit_weights(module: nn.Module) -> None:
+    """ViT initialisation: truncated-normal linears (std 0.02, zero bias), unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def check_encoder_input(x: Tensor, in_chans: int, patch_size: int, name: str) -> None:
+    """Raise a clear error unless ``x`` is ``[B, in_chans, H, W]`` with H, W multiples of the
+    patch size (the meta-architecture pads its input to a multiple of 32)."""
+    if x.dim() != 4 or x.shape[1] != in_chans:
+        raise ValueError(f"{name} expects a [B, {in_chans}, H, W] input, got {tuple(x.shape)}")
+    if x.shape[2] % patch_size or x.shape[3] % patch_size:
+        raise ValueError(
+            f"{name} needs H and W divisible by the patch size {patch_size}, got "
+            f"{tuple(x.shape[2:])}; pad the input first"
+        )
+
+
+def validate_block_indexes(indexes, depth: int, name: str) -> tuple[int, ...]:
+    """Indexes as a sorted tuple, each checked to lie in ``range(depth)``."""
+    indexes = tuple(sorted(int(i) for i in indexes))
+    bad = [i for i in indexes if not 0 <= i < depth]
+    if bad:
+        raise ValueError(f"{name} {bad} out of range for depth {depth}")
+    return indexes
+
+
+class ViTEncoderBase(nn.Module):
+    """Common stem of the encoders: ``patch_embed`` and the absolute position embedding
+    ``pos_embed`` (stored at pretraining size with a class-token slot, ``[1, (P/16)^2 + 1, C]``,
+    resized to the token grid at run time). Subclasses add ``blocks``."""
+
+    def __init__(
+        self,
+        patch_size: int,
+        in_chans: int,
+        embed_dim: int,
+        pretrain_img_size: int = 224,
+        pretrain_use_cls_token: bool = True,
+    ):
+        super().__init__()
+        self.patch_size = patch_size
+        self.in_chans = in_chans
+        self.embed_dim = embed_dim
+        self.pretrain_use_cls_token = pretrain_use_cls_token
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
+        num_positions = (pretrain_img_size // patch_size) ** 2 + int(pretrain_use_cls_token)
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_positions, embed_dim))
+
+    def init_weights(self) -> None:
+        """ViT initialisation of the whole encoder (call once the blocks exist)."""
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.apply(init_vit_weights)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Input ``[B, in_chans, H, W]`` -> position-embedded token grid ``[B, H/p, W/p, C]``."""
+        check_encoder_input(x, self.in_chans, self.patch_size, type(self).__name__)
+        x = self.patch_embed(x)
+        pos = resize_abs_pos(self.pos_embed, self.pretrain_use_cls_token, tuple(x.shape[1:3]))
+        return x + pos.to(x.dtype)
