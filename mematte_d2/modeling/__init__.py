@@ -1,5 +1,8 @@
 """MEMatte modeling: encoders, routing components and their registries."""
 
+from .decoder import DetailCapture
+from .losses import MattingCriterion, distillation_loss
+from .meta_arch import MEMatte
 from .registry import (
     ROUTER_REGISTRY,
     ROUTING_POLICY_REGISTRY,
@@ -18,6 +21,7 @@ from .routing import (
     PerImageRatio,
     RoutingPolicy,
 )
+from .tiling import tiled_decode
 from .vitmatte_encoder import ViTMatteEncoder
 
 __all__ = [
@@ -38,4 +42,9 @@ __all__ = [
     "ViTMatteEncoder",
     "build_from_registry",
     "policy_masked_attention",
+    "DetailCapture",
+    "MEMatte",
+    "MattingCriterion",
+    "distillation_loss",
+    "tiled_decode",
 ]

@@ -23,6 +23,25 @@ IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
+def _check_widths(backbone: nn.Module, teacher: nn.Module | None, decoder: nn.Module) -> None:
+    """Fail at construction when encoder and decoder widths disagree (e.g. half an override)."""
+    width = getattr(backbone, "embed_dim", None)
+    if width is None:
+        return
+    decoder_width = getattr(decoder, "in_chans", width)
+    if decoder_width != width:
+        raise ValueError(
+            f"MEMatte: backbone.embed_dim={width} but decoder.in_chans={decoder_width}; "
+            "set model.decoder.in_chans to the encoder width"
+        )
+    teacher_width = getattr(teacher, "embed_dim", width)
+    if teacher_width != width:
+        raise ValueError(
+            f"MEMatte: backbone.embed_dim={width} but teacher_backbone.embed_dim={teacher_width}; "
+            "distillation needs equal widths (or model.teacher_backbone=None)"
+        )
+
+
 @META_ARCH_REGISTRY.register()
 class MEMatte(nn.Module):
     """Trimap-based matting with a (routed) ViT encoder and the ViTMatte detail decoder.
@@ -55,6 +74,7 @@ class MEMatte(nn.Module):
         tile_context: int = 64,
     ):
         super().__init__()
+        _check_widths(backbone, teacher_backbone, decoder)
         # Registered first so state_dict() lists keys in the released checkpoints' order.
         self.teacher_backbone = teacher_backbone
         self.backbone = backbone

@@ -267,3 +267,15 @@ def test_alpha_padding_crop_uses_only_the_image_area():
         full = model.decoder(model.backbone(inputs)["features"], inputs)
     torch.testing.assert_close(out["alpha"], full[0, :, :40, :70])
     assert F.pad(item["image"], (0, 26, 0, 24)).shape[-2:] == inputs.shape[-2:]
+
+
+def test_width_mismatch_is_reported_at_construction():
+    backbone = _StandInEncoder()
+    backbone.embed_dim = 16
+    decoder = DetailCapture(32, convstream_out=(8, 8, 8), fusion_out=(8, 8, 8, 8))
+    with pytest.raises(ValueError, match="decoder.in_chans=32"):
+        MEMatte(backbone=backbone, decoder=decoder)
+    teacher = _PlainEncoder(dim=8)
+    teacher.embed_dim = 8
+    with pytest.raises(ValueError, match="teacher_backbone.embed_dim=8"):
+        MEMatte(backbone=backbone, teacher_backbone=teacher, decoder=DetailCapture(16))
