@@ -51,7 +51,8 @@ class MEMatte(nn.Module):
             for routed encoders, "routing", "keep_ratios" and "routing_loss".
         decoder: maps (features, 4-channel input) to alpha [B, 1, H, W].
         criterion: matting losses (default: all four of the recipe).
-        teacher_backbone: frozen encoder distilled into ``backbone``; None = no distillation.
+        teacher_backbone: frozen encoder distilled into ``backbone``; None (or the string "None"
+            that a command-line override produces) = no teacher, no distillation.
         pixel_mean, pixel_std: RGB normalisation on the 0-255 scale.
         size_divisibility: inputs are zero-padded bottom/right to a multiple of this.
         distill_loss_weight, keep_ratio_loss_weight: multipliers of those two losses.
@@ -74,6 +75,18 @@ class MEMatte(nn.Module):
         tile_context: int = 64,
     ):
         super().__init__()
+        if isinstance(teacher_backbone, str) and teacher_backbone.lower() in ("none", "null"):
+            teacher_backbone = None  # `model.teacher_backbone=None` given on a command line
+        for name, module in (("backbone", backbone), ("decoder", decoder)):
+            if not isinstance(module, nn.Module):
+                raise TypeError(
+                    f"MEMatte: {name} must be an nn.Module, got {type(module).__name__}"
+                )
+        if teacher_backbone is not None and not isinstance(teacher_backbone, nn.Module):
+            raise TypeError(
+                "MEMatte: teacher_backbone must be an nn.Module or None, "
+                f"got {type(teacher_backbone).__name__}"
+            )
         _check_widths(backbone, teacher_backbone, decoder)
         # Registered first so state_dict() lists keys in the released checkpoints' order.
         self.teacher_backbone = teacher_backbone
