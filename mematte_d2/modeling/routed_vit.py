@@ -85,7 +85,57 @@ def policy_masked_attention(
     self_logit = (q * k).sum(dim=-1) * scale
     self_ratio = (1.0 - keep)[:, None, :] * torch.exp(self_logit - row_max) * sentinel_share / eps
     self_ratio = self_ratio.unsqueeze(-1)
-    return ((attended + self_ratio * v) / (1.0 + self_ratio)).to(out_dtype)
+    out = (attended + self_ratio * v) / (1.0 + self_ratio)
+    if keep.requires_grad and torch.is_grad_enabled():
+        log_partition = (
+            math.log(eps) + row_max - sentinel_share.log() + torch.log1p(self_ratio.squeeze(-1))
+        )
+        out = _DroppedKeyMaskGrad.apply(
+            out, keep, q.detach(), k.detach(), v.detach(), log_partition.detach()
+        )
+    return out.to(out_dtype)
+
+
+class _DroppedKeyMaskGrad(torch.autograd.Function):
+    """Identity on the attention output that adds the mask gradient of dropped keys.
+
+    The additive ``log d_j`` bias is ``-inf`` for a dropped key, so autograd gives its decision
+    no gradient, while the explicit formula does: ``dL/dd_j = sum_{i != j} exp(s_ij) / Z_i
+    (g_i . v_j - g_i . O_i)`` (summed over heads), ``Z_i`` the full normaliser. This adds the sum
+    over all ``i``; autograd of the self term ``c_j = (1 - d_j) exp(s_jj)`` already contributes
+    exactly minus the ``i = j`` summand. Computed in query chunks (O(N) memory per chunk)."""
+
+    @staticmethod
+    def forward(ctx, out, keep, q, k, v, log_partition):
+        ctx.save_for_backward(out.detach(), keep.detach(), q, k, v, log_partition)
+        return out.clone()
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        out, keep, q, k, v, log_partition = ctx.saved_tensors
+        grad_keep = None
+        if ctx.needs_input_grad[1]:
+            grad_keep = _dropped_key_grad(grad_out, out, keep, q, k, v, log_partition)
+        return grad_out, grad_keep, None, None, None, None
+
+
+def _dropped_key_grad(grad_out, out, keep, q, k, v, log_partition) -> Tensor:
+    b, heads, n, d = q.shape
+    scale = d**-0.5
+    grad_out = grad_out.float()
+    weighted_grads = torch.zeros_like(v)
+    weighted_dots = v.new_zeros((b, heads, n))
+    grad_dot_out = (grad_out * out).sum(dim=-1)
+    chunk = max(1, MAX_BIAS_ELEMENTS // max(1, b * heads * n))
+    for s in range(0, n, chunk):
+        rows = slice(s, s + chunk)
+        logits = q[:, :, rows] @ k.transpose(-2, -1) * scale
+        weights = torch.exp(logits - log_partition[:, :, rows, None])
+        weighted_grads += weights.transpose(-2, -1) @ grad_out[:, :, rows]
+        weighted_dots += (weights * grad_dot_out[:, :, rows, None]).sum(dim=2)
+    grad = (v * weighted_grads).sum(dim=-1) - weighted_dots
+    dropped = keep <= 0.5
+    return grad.sum(dim=1) * dropped
 
 
 class RoutedBlock(Block):

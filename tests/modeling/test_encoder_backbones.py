@@ -1,0 +1,234 @@
+"""RoutedViT (MEMatte student) and ViTMatteEncoder (teacher / baseline): layout and behaviour."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from detectron2.modeling import BACKBONE_REGISTRY
+
+from mematte_d2.modeling import (
+    BATR,
+    LTRM,
+    FixedTopK,
+    LocalGlobalRouter,
+    LocalRouter,
+    MLPRefiner,
+    RoutedViT,
+    ViTMatteEncoder,
+)
+
+TSV_DIR = Path("/work/shared/reference/upstream_state_dict")
+TINY = dict(
+    embed_dim=64,
+    num_heads=4,
+    depth=4,
+    window_size=4,
+    window_block_indexes=(0, 2),
+    residual_block_indexes=(1, 3),
+    img_size=128,
+)
+
+
+def tiny_student(**overrides):
+    return RoutedViT(**{**TINY, **overrides})
+
+
+def tiny_teacher(**overrides):
+    return ViTMatteEncoder(**{**TINY, **overrides})
+
+
+def reference_shapes(name: str, prefix: str) -> dict[str, tuple[int, ...]]:
+    path = TSV_DIR / f"{name}.tsv"
+    if not path.exists():
+        pytest.skip(f"reference table {path} not available")
+    shapes = {}
+    for line in path.read_text().splitlines()[1:]:
+        key, shape, _ = line.split("\t")
+        if key.startswith(prefix):
+            shapes[key[len(prefix) :]] = tuple(int(s) for s in shape.strip("()").split(",") if s)
+    return shapes
+
+
+@pytest.mark.parametrize("variant,dim,heads", [("s", 384, 6), ("b", 768, 12)])
+def test_parameter_layout_matches_released_checkpoints(variant, dim, heads):
+    with torch.device("meta"):
+        student = RoutedViT(embed_dim=dim, num_heads=heads)
+        teacher = ViTMatteEncoder(embed_dim=dim, num_heads=heads)
+    for module, prefix in ((student, "backbone."), (teacher, "teacher_backbone.")):
+        expected = reference_shapes(f"mematte_{variant}_topk0.25", prefix)
+        got = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+        assert got == expected
+
+
+def test_encoders_are_registered_backbones():
+    assert BACKBONE_REGISTRY.get("RoutedViT") is RoutedViT
+    assert BACKBONE_REGISTRY.get("ViTMatteEncoder") is ViTMatteEncoder
+
+
+def test_registry_names_select_components():
+    model = tiny_student(router="LocalRouter", refiner="MLPRefiner", routing_policy="FixedTopK")
+    assert all(isinstance(r, LocalRouter) for r in model.routers)
+    assert isinstance(model.blocks[1].efficient_block, MLPRefiner)
+    assert isinstance(model.routing_policy, FixedTopK)
+    default = tiny_student()
+    assert isinstance(default.routers[0], LocalGlobalRouter)
+    assert isinstance(default.blocks[3].efficient_block, LTRM)
+    assert isinstance(default.routing_policy, BATR)
+    assert default.routed_block_indexes == (1, 3) and len(default.routers) == 2
+
+
+@pytest.mark.parametrize(
+    "kwarg,name", [("router", "Nope"), ("refiner", "Conv"), ("routing_policy", "Greedy")]
+)
+def test_unknown_component_name_lists_registered_choices(kwarg, name):
+    with pytest.raises(KeyError) as info:
+        tiny_student(**{kwarg: name})
+    message = str(info.value)
+    assert name in message
+    expected = {
+        "router": ["LocalGlobalRouter", "LocalRouter"],
+        "refiner": ["LTRM", "MLPRefiner"],
+        "routing_policy": ["BATR", "FixedTopK", "PerImageRatio"],
+    }[kwarg]
+    assert all(choice in message for choice in expected)
+
+
+@pytest.mark.parametrize("hw", [(16, 16), (48, 80), (112, 32), (128, 128)])
+@pytest.mark.parametrize("training", [True, False])
+def test_output_contract_on_odd_sizes(hw, training):
+    x = torch.randn(2, 4, *hw)
+    h, w = hw[0] // 16, hw[1] // 16
+    student = tiny_student().train(training)
+    out = student(x)
+    assert out["features"].shape == (2, 64, h, w)
+    assert out["routing"].shape == (2, 2, h, w)
+    assert out["routing"].dtype == (torch.float32 if training else torch.bool)
+    assert out["keep_ratios"].shape == (2,)
+    torch.testing.assert_close(out["keep_ratios"], out["routing"].float().mean(dim=(0, 2, 3)))
+    assert out["routing_loss"].shape == () and torch.isfinite(out["routing_loss"])
+    assert torch.isfinite(out["features"]).all()
+    teacher = tiny_teacher().train(training)
+    out = teacher(x)
+    assert out["features"].shape == (2, 64, h, w)
+    assert out["routing"].shape == (2, 0, h, w)
+    assert out["keep_ratios"].shape == (0,)
+    assert float(out["routing_loss"]) == 0.0
+
+
+def test_bad_inputs_raise_clear_errors():
+    student = tiny_student().eval()
+    with pytest.raises(ValueError, match="4, H, W"):
+        student(torch.randn(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="divisible by the patch size"):
+        student(torch.randn(1, 4, 40, 32))
+    with pytest.raises(ValueError, match="keep_ratio"):
+        tiny_student(keep_ratio=1.5)
+
+
+def test_batched_inference_equals_per_image_runs():
+    student = tiny_student().eval()
+    x = torch.randn(3, 4, 96, 112)
+    x[1] *= 3.0  # images differ a lot, so routing differs per image
+    with torch.no_grad():
+        batched = student(x)
+        singles = [student(x[i : i + 1]) for i in range(3)]
+    routing = torch.cat([s["routing"] for s in singles])
+    assert torch.equal(batched["routing"], routing)
+    features = torch.cat([s["features"] for s in singles])
+    torch.testing.assert_close(batched["features"], features, atol=1e-5, rtol=1e-5)
+    # the kept counts really differ between images (otherwise the test would be weak)
+    assert len({int(s["routing"].sum()) for s in singles}) > 1
+
+
+def router_log_probs(model, x):
+    """Log-probabilities each router produced during one forward."""
+    seen = []
+    hooks = [r.register_forward_hook(lambda m, i, o: seen.append(o)) for r in model.routers]
+    with torch.no_grad():
+        out = model(x)
+    for hook in hooks:
+        hook.remove()
+    return out, seen
+
+
+def test_token_cap_keeps_the_largest_margin_tokens():
+    student = tiny_student().eval()
+    x = torch.randn(2, 4, 128, 128)
+    uncapped, _ = router_log_probs(student, x)
+    counts = uncapped["routing"].flatten(2).sum(-1)
+    cap = int(counts.max()) - 3
+    assert cap > 0
+    student.max_tokens = cap
+    out, log_probs = router_log_probs(student, x)
+    routing = out["routing"].flatten(2)
+    for k, lp in enumerate(log_probs):
+        margin = lp[..., 0] - lp[..., 1]
+        for b in range(2):
+            selected = (margin[b] > 0).sum().item()
+            expected = torch.zeros(64, dtype=torch.bool)
+            if selected > cap:
+                expected[margin[b].topk(cap).indices] = True
+            else:
+                expected = margin[b] > 0
+            assert torch.equal(routing[b, k], expected)
+    assert int(routing.sum(-1).max()) == cap
+
+
+def test_inference_keep_ratio_keeps_ceil_ratio_tokens_per_image():
+    student = tiny_student().eval()
+    student.inference_keep_ratio = 0.3
+    out, log_probs = router_log_probs(student, torch.randn(2, 4, 80, 96))
+    n = 5 * 6
+    routing = out["routing"].flatten(2)
+    assert (routing.sum(-1) == math.ceil(0.3 * n)).all()
+    margin = log_probs[0][..., 0] - log_probs[0][..., 1]
+    for b in range(2):
+        chosen = margin[b][routing[b, 0]]
+        assert chosen.min() >= margin[b][~routing[b, 0]].max()
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_fixed_topk_policy_keeps_exactly_ceil_ratio_tokens(training):
+    student = tiny_student(routing_policy="FixedTopK", keep_ratio=0.3).train(training)
+    out = student(torch.randn(2, 4, 80, 112))
+    counts = out["routing"].flatten(2).sum(-1)
+    assert (counts == math.ceil(0.3 * 35)).all()
+
+
+def test_router_parameters_get_gradients_through_straight_through_decisions():
+    student = tiny_student().train()
+    out = student(torch.randn(2, 4, 64, 96))
+    out["features"].square().mean().backward()  # no routing loss: only via decisions
+    for router in student.routers:
+        grads = [p.grad for p in router.parameters()]
+        assert all(g is not None for g in grads)
+        assert sum(float(g.abs().sum()) for g in grads) > 0
+    student.zero_grad()
+    student(torch.randn(2, 4, 64, 96))["routing_loss"].backward()
+    assert float(student.routers[0].out_conv[4].weight.grad.abs().sum()) > 0
+
+
+def test_teacher_works_without_gradients():
+    teacher = tiny_teacher().train()
+    teacher.requires_grad_(False)
+    x = torch.randn(1, 4, 64, 64, requires_grad=True)
+    with torch.no_grad():
+        out = teacher(x)
+    assert not out["features"].requires_grad
+    out = teacher(x)
+    out["features"].sum().backward()
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_pos_embed_and_window_rel_pos_are_used():
+    student = tiny_student().eval()
+    x = torch.randn(1, 4, 64, 64)
+    with torch.no_grad():
+        before = student(x)["features"]
+        student.blocks[0].attn.rel_pos_h.normal_()
+        after_rel = student(x)["features"]
+        student.pos_embed.normal_()
+        after_pos = student(x)["features"]
+    assert not torch.allclose(before, after_rel)
+    assert not torch.allclose(after_rel, after_pos)
