@@ -173,11 +173,17 @@ class MEMatte(nn.Module):
                 f"MEMatte: batched_inputs[{index}] trimap size {tuple(trimap.shape[-2:])} != "
                 f"image size {tuple(image.shape[-2:])}"
             )
-        if training and item["alpha"].shape != trimap.shape:
-            raise ValueError(
-                f"MEMatte: batched_inputs[{index}]['alpha'] shape {tuple(item['alpha'].shape)} "
-                f"!= trimap shape {tuple(trimap.shape)}"
-            )
+        if training:
+            alpha = item["alpha"]
+            if alpha.shape != trimap.shape:
+                raise ValueError(
+                    f"MEMatte: batched_inputs[{index}]['alpha'] shape {tuple(alpha.shape)} "
+                    f"!= trimap shape {tuple(trimap.shape)}"
+                )
+            if not alpha.is_floating_point() or alpha.min() < 0 or alpha.max() > 1:
+                raise ValueError(
+                    f"MEMatte: batched_inputs[{index}]['alpha'] must be a float tensor in [0, 1]"
+                )
 
     def _padded_size(self, height: int, width: int) -> tuple[int, int]:
         d = self.size_divisibility

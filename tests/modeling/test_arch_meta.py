@@ -244,6 +244,8 @@ def test_bad_inputs_name_the_problem():
         model([{**item, "trimap": torch.zeros(2, 32, 32)}])
     with pytest.raises(KeyError, match="trimap"):
         model([{"image": item["image"]}])
+    with pytest.raises(ValueError, match=r"\['alpha'\] must be a float tensor in \[0, 1\]"):
+        model.train()([{**item, "alpha": torch.full((1, 32, 32), 255.0)}])
     with pytest.raises(KeyError, match="alpha"):
         model.train()([item])
     with pytest.raises(TypeError, match="list of dicts"):
