@@ -46,7 +46,7 @@ def _row_max_scores(q: Tensor, k: Tensor, scale: float) -> Tensor:
 def policy_masked_attention(
     q: Tensor, k: Tensor, v: Tensor, keep: Tensor, eps: float = POLICY_EPS
 ) -> Tensor:
-    """Policy-masked attention of PAPER.md, exact in fp32, through one SDPA call.
+    """Policy-masked attention of PAPER.md, exact, through one SDPA call in fp32 (autocast off).
 
     ``q, k, v``: ``[B, heads, N, D]``; ``keep``: ``[B, N]`` decisions with values 0/1.
     With ``M_i`` the row max of the scores and ``c_i = (1 - d_i) exp(s_ii)`` the self term of a
@@ -62,8 +62,12 @@ def policy_masked_attention(
     exact final mix ``(P_i + r_i v_i) / (1 + r_i)``. Memory stays O(N) per query row chunk; no
     ``N x N`` mask is built. ``M_i`` is a stabiliser and treated as a constant for gradients.
     """
-    out_dtype = q.dtype
-    q, k, v, keep = q.float(), k.float(), v.float(), keep.float()
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        out = _policy_masked_attention_fp32(q.float(), k.float(), v.float(), keep.float(), eps)
+    return out.to(q.dtype)
+
+
+def _policy_masked_attention_fp32(q: Tensor, k: Tensor, v: Tensor, keep: Tensor, eps: float):
     b, heads, n, d = q.shape
     scale = d**-0.5
     row_max = _row_max_scores(q, k, scale)
@@ -93,7 +97,7 @@ def policy_masked_attention(
         out = _DroppedKeyMaskGrad.apply(
             out, keep, q.detach(), k.detach(), v.detach(), log_partition.detach()
         )
-    return out.to(out_dtype)
+    return out
 
 
 class _DroppedKeyMaskGrad(torch.autograd.Function):

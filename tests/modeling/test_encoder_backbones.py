@@ -17,6 +17,7 @@ from mematte_d2.modeling import (
     RoutedViT,
     ViTMatteEncoder,
 )
+from mematte_d2.modeling.vit import Block
 
 TSV_DIR = Path("/work/shared/reference/upstream_state_dict")
 TINY = dict(
@@ -232,3 +233,24 @@ def test_pos_embed_and_window_rel_pos_are_used():
         after_pos = student(x)["features"]
     assert not torch.allclose(before, after_rel)
     assert not torch.allclose(after_rel, after_pos)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_keeping_every_token_equals_plain_global_attention(training):
+    student = tiny_student(routing_policy="FixedTopK", keep_ratio=1.0).train(training)
+    x = torch.randn(2, 4, 64, 80)
+    with torch.no_grad():
+        out = student(x)["features"]
+        tokens = student.embed(x)
+        for block in student.blocks:
+            tokens = Block.forward(block, tokens)  # routed blocks: full attention, no refiner
+    assert out.dtype == torch.float32
+    # training adds the eps floor of the policy softmax (relative ~1e-6)
+    torch.testing.assert_close(out, tokens.permute(0, 3, 1, 2), atol=1e-4, rtol=1e-4)
+
+
+def test_window_rel_pos_receives_gradients_in_training():
+    student = tiny_student().train()
+    student(torch.randn(1, 4, 64, 64))["features"].sum().backward()
+    assert float(student.blocks[0].attn.rel_pos_h.grad.abs().sum()) > 0
+    assert float(student.blocks[1].efficient_block.fc1.weight.grad.abs().sum()) > 0
