@@ -198,3 +198,23 @@ def test_real_encoder_batched_inference_equals_per_image_and_budget_caps():
         assert (out["routing"].flatten(1).sum(1) <= 3).all()
     assert half[0]["routing"].flatten(1).sum(1).tolist() == [math.ceil(0.5 * 24)] * 2
     assert model.backbone.max_tokens is None and model.backbone.inference_keep_ratio is None
+
+
+@pytest.mark.parametrize("case", ["all_unknown", "all_foreground", "one_pixel_band"])
+def test_real_model_losses_are_finite_on_degenerate_small_inputs(case):
+    """20 x 33: smaller than one window and not a multiple of 32 on either side."""
+    model = instantiate(_load("configs/Composition-1K/mematte_s_topk0.25.py", TINY).model).train()
+    item = _sample(20, 33, 7)
+    if case == "all_unknown":
+        item["trimap"] = torch.full((1, 20, 33), 128.0)
+    elif case == "all_foreground":
+        item["trimap"] = torch.full((1, 20, 33), 255.0)
+    else:
+        item["trimap"] = torch.zeros(1, 20, 33)
+        item["trimap"][:, :, 16] = 128
+    losses = model([item])
+    total = sum(losses.values())
+    total.backward()
+    assert torch.isfinite(total)
+    grads = [p.grad for p in model.backbone.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
