@@ -27,7 +27,13 @@ from .registry import (
     build_from_registry,
 )
 from .routing.policies import RoutingPolicy
-from .vit import MAX_BIAS_ELEMENTS, Block, ViTEncoderBase, validate_block_indexes
+from .vit import (
+    MAX_BIAS_ELEMENTS,
+    Block,
+    ViTEncoderBase,
+    validate_block_indexes,
+    validate_window_layout,
+)
 
 POLICY_EPS = 1e-6
 
@@ -249,9 +255,9 @@ class RoutedViT(ViTEncoderBase):
         policy_kwargs: Mapping[str, Any] | None = None,
     ):
         super().__init__(patch_size, in_chans, embed_dim, pretrain_img_size, pretrain_use_cls_token)
-        window_block_indexes = validate_block_indexes(window_block_indexes, depth, "window blocks")
+        window_block_indexes = validate_window_layout(window_block_indexes, window_size, depth)
         residual_block_indexes = validate_block_indexes(
-            residual_block_indexes, depth, "residual blocks"
+            residual_block_indexes, depth, "residual_block_indexes"
         )
         self.img_size = img_size
         self.window_block_indexes = window_block_indexes

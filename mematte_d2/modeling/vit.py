@@ -349,6 +349,16 @@ def validate_block_indexes(indexes, depth: int, name: str) -> tuple[int, ...]:
     return indexes
 
 
+def validate_window_layout(window_block_indexes, window_size: int, depth: int) -> tuple[int, ...]:
+    """Checked window-block indexes; window blocks need a positive ``window_size``."""
+    indexes = validate_block_indexes(window_block_indexes, depth, "window_block_indexes")
+    if indexes and window_size <= 0:
+        raise ValueError(
+            f"window_block_indexes {list(indexes)} need window_size > 0, got {window_size}"
+        )
+    return indexes
+
+
 class ViTEncoderBase(nn.Module):
     """Common stem of the encoders: ``patch_embed`` and the absolute position embedding
     ``pos_embed`` (stored at pretraining size with a class-token slot, ``[1, (P/16)^2 + 1, C]``,

@@ -10,7 +10,7 @@ import torch
 from detectron2.modeling import BACKBONE_REGISTRY
 from torch import Tensor, nn
 
-from .vit import Block, ViTEncoderBase, validate_block_indexes
+from .vit import Block, ViTEncoderBase, validate_block_indexes, validate_window_layout
 
 
 @BACKBONE_REGISTRY.register()
@@ -46,9 +46,9 @@ class ViTMatteEncoder(ViTEncoderBase):
         pretrain_use_cls_token: bool = True,
     ):
         super().__init__(patch_size, in_chans, embed_dim, pretrain_img_size, pretrain_use_cls_token)
-        window_block_indexes = validate_block_indexes(window_block_indexes, depth, "window blocks")
+        window_block_indexes = validate_window_layout(window_block_indexes, window_size, depth)
         residual_block_indexes = validate_block_indexes(
-            residual_block_indexes, depth, "residual blocks"
+            residual_block_indexes, depth, "residual_block_indexes"
         )
         self.window_block_indexes = window_block_indexes
         self.residual_block_indexes = residual_block_indexes

@@ -254,3 +254,12 @@ def test_window_rel_pos_receives_gradients_in_training():
     student(torch.randn(1, 4, 64, 64))["features"].sum().backward()
     assert float(student.blocks[0].attn.rel_pos_h.grad.abs().sum()) > 0
     assert float(student.blocks[1].efficient_block.fc1.weight.grad.abs().sum()) > 0
+
+
+def test_bad_layouts_raise_clear_errors():
+    with pytest.raises(ValueError, match="window_size > 0"):
+        tiny_student(window_size=0)
+    with pytest.raises(ValueError, match="out of range for depth 4"):
+        tiny_teacher(residual_block_indexes=(3, 7))
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        tiny_teacher(num_heads=5)
