@@ -133,10 +133,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
+    import torch
     from detectron2.config import LazyConfig
 
     from mematte_d2.inference.predictor import MattingPredictor
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda given but CUDA is not available", file=sys.stderr)
+        return 2
     try:
         cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), args.opts)
         predictor = MattingPredictor(

@@ -1,25 +1,29 @@
 """Peak-memory estimate of one inference, and the token cap that fits a memory budget.
 
-The estimate counts float32 tensors alive at the worst moment of each stage of the model and
-takes the largest stage (stages run one after the other; their buffers are freed in between):
+The estimate counts float32 tensors alive at the worst moment of each stage and takes the
+largest stage (stages run one after the other and free their buffers in between):
 
-* inputs: per-pixel buffers of the whole image kept through the run (uint8 image, float image
-  and trimap, the normalised and padded 4-channel input, the alpha and its clamped copy):
-  `PIXEL_FLOATS` floats per pixel;
-* encoder, per block, over the N = ceil(H/32)*2 x ceil(W/32)*2 tokens of width C:
-  token activations (input, LN, qkv, projection, MLP hidden: `TOKEN_FLOATS_PER_DIM` x C per token),
-  window attention scores (heads x window^2 per token, scores and softmax both alive),
-  a routed global block: LTRM hidden (`LTRM_FLOATS_PER_DIM` x C per token) plus attention among
-  the K kept tokens (heads x K^2 x 2), an unrouted global block: heads x N^2 x 2;
-* decoder: the 1/16 features (N x C) plus, per decoded area A (one tile with its context, or
-  the whole padded image when tile_size = 0), `DECODER_FLOATS_PER_PIXEL` floats per pixel
-  (the detail stream and fusion activations at 1, 1/2, 1/4 and 1/8 resolution) and the detail
-  stream of the whole image (`DETAIL_FLOATS_PER_PIXEL`);
-* the parameters and a fixed runtime overhead (`RUNTIME_OVERHEAD_BYTES`: interpreter, torch,
-  allocator slack) on top.
+* inputs, whole image, kept through the run (uint8 and float image and trimap, the normalised
+  and padded 4-channel input, the alpha and its clamped copy): `PIXEL_FLOATS` per pixel;
+* encoder, over the N = ceil(H/32)*2 x ceil(W/32)*2 tokens of width C: token activations of a
+  block (input, LN, qkv, projection, MLP hidden: `TOKEN_FLOATS_PER_DIM` x C per token); the
+  relative-position bias, built in chunks of at most `MAX_BIAS_ELEMENTS` (scores and softmax of
+  a chunk alive too: 3 chunks); a routed block adds the LTRM hidden state on all tokens
+  (`LTRM_FLOATS_PER_DIM` x C per token) and the gathered q, k, v, output of its K kept tokens
+  (`ROUTED_FLOATS_PER_DIM` x C per kept token); an unrouted global block with relative position
+  (ViTMatte) adds its per-axis bias terms, heads x N x (h + w) floats twice;
+* decoder: the 1/16 features (N x C), the input and output padded to whole tiles
+  (`TILE_PAD_FLOATS` per pixel) and the activations of one decoded area A (a tile with its
+  context, or the whole padded image when tile_size = 0): `DECODER_FLOATS_PER_PIXEL` per pixel;
+* fixed: the parameters and the runtime (`RUNTIME_OVERHEAD_BYTES`: interpreter, torch,
+  detectron2 and allocator slack).
 
-The factors were checked against the peak resident memory (ru_maxrss) of CPU runs in fresh
-processes (tests/inference/test_infer_memory.py): the estimate is meant as an upper bound.
+Attention runs through torch's scaled_dot_product_attention, whose fused kernels (flash /
+memory-efficient, CPU and CUDA) never hold the K x K score matrix, so the token cap changes
+peak memory only linearly; `fused_attention=False` adds the 2 x heads x K^2 scores of the
+plain (math) implementation. The factors were checked against the peak resident memory
+(ru_maxrss) of CPU runs in fresh processes (`python -m mematte_d2.inference.memory_probe`,
+tests/inference/test_infer_memory.py): the estimate is meant as an upper bound within ~30%.
 """
 
 import math
@@ -33,12 +37,14 @@ import torch
 from torch import nn
 
 BYTES_PER_FLOAT = 4
-PIXEL_FLOATS = 16
-TOKEN_FLOATS_PER_DIM = 16
+PIXEL_FLOATS = 24
+TOKEN_FLOATS_PER_DIM = 20
 LTRM_FLOATS_PER_DIM = 8
+ROUTED_FLOATS_PER_DIM = 6
+MAX_BIAS_ELEMENTS = 1 << 24  # the encoders' chunk size of attention-bias elements
+TILE_PAD_FLOATS = 5
 DECODER_FLOATS_PER_PIXEL = 320
-DETAIL_FLOATS_PER_PIXEL = 26
-RUNTIME_OVERHEAD_BYTES = 600 * 2**20
+RUNTIME_OVERHEAD_BYTES = 768 * 2**20
 # Fraction of the currently free memory an "auto" budget uses.
 AUTO_BUDGET_FRACTION = 0.8
 _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -53,46 +59,30 @@ class ModelDims:
     window_size: int
     num_window_blocks: int
     num_routed_blocks: int
-    num_global_blocks: int  # global blocks without routing (all tokens attend)
+    num_global_blocks: int  # unrouted global blocks (all tokens attend)
     param_bytes: int
+    global_rel_pos: bool = True  # unrouted global blocks carry relative position
     tile_context: int = 64
 
 
 def model_dims(model: nn.Module) -> ModelDims:
-    """Read ModelDims from a built MEMatte / ViTMatte model's student encoder parameters."""
-    state = {k: v for k, v in model.state_dict().items() if k.startswith("backbone.")}
-    embed_dim = state["backbone.patch_embed.proj.weight"].shape[0]
-    block_key = re.compile(r"backbone\.blocks\.(\d+)\.")
-    blocks = sorted({int(m.group(1)) for k in state if (m := block_key.match(k))})
-    routed = {b for b in blocks if f"backbone.blocks.{b}.efficient_block.fc1.weight" in state}
-    with_rel = {b for b in blocks if f"backbone.blocks.{b}.attn.rel_pos_h" in state}
-    residual = {b for b in blocks if f"backbone.blocks.{b}.residual.conv1.weight" in state}
-    global_blocks = routed | residual | (set(blocks) - with_rel)
-    window_blocks = [b for b in blocks if b not in global_blocks]
-    head_dim = None
-    window_size = 14
-    if window_blocks:
-        rel = state[f"backbone.blocks.{window_blocks[0]}.attn.rel_pos_h"]
-        window_size, head_dim = (rel.shape[0] + 1) // 2, rel.shape[1]
-    num_heads = _num_heads(model, embed_dim, head_dim)
+    """Read ModelDims from a built MEMatte / ViTMatte model (its student encoder)."""
+    backbone = model.backbone
+    blocks = list(backbone.blocks)
+    window = [b for b in blocks if getattr(b, "window_size", 0) > 0]
+    routed = [b for b in blocks if hasattr(b, "efficient_block")]
+    global_ = [b for b in blocks if b not in window and b not in routed]
     return ModelDims(
-        embed_dim=embed_dim,
-        num_heads=num_heads,
-        window_size=window_size,
-        num_window_blocks=len(window_blocks),
+        embed_dim=backbone.embed_dim,
+        num_heads=blocks[0].attn.num_heads,
+        window_size=window[0].window_size if window else 0,
+        num_window_blocks=len(window),
         num_routed_blocks=len(routed),
-        num_global_blocks=len(global_blocks - routed),
+        num_global_blocks=len(global_),
         param_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
+        global_rel_pos=any(getattr(b.attn, "use_rel_pos", False) for b in global_),
         tile_context=int(getattr(model, "tile_context", 64)),
     )
-
-
-def _num_heads(model: nn.Module, embed_dim: int, head_dim: int | None) -> int:
-    for module in model.modules():
-        heads = getattr(module, "num_heads", None)
-        if isinstance(heads, int) and heads > 0:
-            return heads
-    return embed_dim // head_dim if head_dim else max(1, embed_dim // 64)
 
 
 def token_grid(height: int, width: int) -> tuple[int, int]:
@@ -102,7 +92,7 @@ def token_grid(height: int, width: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    """Estimated peak bytes, and the stage sizes it is the maximum of (plus the fixed part)."""
+    """Estimated peak bytes: fixed + inputs + the larger of the encoder and decoder stages."""
 
     total: int
     inputs: int
@@ -111,8 +101,24 @@ class MemoryEstimate:
     fixed: int
 
 
+def _decoded_area(gh: int, gw: int, tile_size: int, context: int) -> tuple[int, int]:
+    """(pixels decoded at once, pixels of the input padded to whole tiles)."""
+    height, width = gh * 16, gw * 16
+    if not tile_size or tile_size <= 0:
+        return height * width, height * width
+    rows, cols = math.ceil(height / tile_size), math.ceil(width / tile_size)
+    tile_h = tile_size + context * min(rows - 1, 2)
+    tile_w = tile_size + context * min(cols - 1, 2)
+    return tile_h * tile_w, rows * cols * tile_size * tile_size
+
+
 def estimate_peak_memory(
-    height: int, width: int, dims: ModelDims, max_tokens: int | None = None, tile_size: int = 512
+    height: int,
+    width: int,
+    dims: ModelDims,
+    max_tokens: int | None = None,
+    tile_size: int = 512,
+    fused_attention: bool = True,
 ) -> MemoryEstimate:
     """Upper estimate of the peak bytes of one inference on an HxW image.
 
@@ -121,29 +127,29 @@ def estimate_peak_memory(
     """
     gh, gw = token_grid(height, width)
     n = gh * gw
-    c, heads, ws = dims.embed_dim, dims.num_heads, dims.window_size
+    c, heads = dims.embed_dim, dims.num_heads
     pixels = (gh * 16) * (gw * 16)
     inputs = PIXEL_FLOATS * pixels
 
     tokens = TOKEN_FLOATS_PER_DIM * c * n
-    encoder = tokens
-    if dims.num_window_blocks:
-        padded = math.ceil(gh / ws) * ws * math.ceil(gw / ws) * ws
-        encoder = max(encoder, tokens + 2 * heads * ws * ws * padded)
+    bias = 0
+    if dims.num_window_blocks or (dims.num_global_blocks and dims.global_rel_pos):
+        bias = 3 * min(MAX_BIAS_ELEMENTS, heads * n * max(dims.window_size, 1) ** 2)
+    encoder = tokens + bias
     if dims.num_routed_blocks:
         kept = n if max_tokens is None else min(n, max_tokens)
-        encoder = max(encoder, tokens + LTRM_FLOATS_PER_DIM * c * n + 2 * heads * kept * kept)
+        scores = 2 * heads * kept * kept if not fused_attention else 0
+        routed = LTRM_FLOATS_PER_DIM * c * n + ROUTED_FLOATS_PER_DIM * c * kept + scores
+        encoder = max(encoder, tokens + routed)
     if dims.num_global_blocks:
-        encoder = max(encoder, tokens + 2 * heads * n * n)
+        rel_terms = 2 * heads * n * (gh + gw) if dims.global_rel_pos else 0
+        scores = 2 * heads * n * n if not fused_attention else 0
+        encoder = max(encoder, tokens + bias + rel_terms + scores)
 
-    if tile_size and tile_size > 0 and (gh * 16 > tile_size or gw * 16 > tile_size):
-        side = tile_size + 2 * dims.tile_context
-        area = min(side, gh * 16 + dims.tile_context) * min(side, gw * 16 + dims.tile_context)
-    else:
-        area = pixels
-    decoder = n * c + DETAIL_FLOATS_PER_PIXEL * pixels + DECODER_FLOATS_PER_PIXEL * area
+    area, padded = _decoded_area(gh, gw, tile_size, dims.tile_context)
+    decoder = n * c + TILE_PAD_FLOATS * padded + DECODER_FLOATS_PER_PIXEL * area
 
-    fixed = RUNTIME_OVERHEAD_BYTES + 2 * dims.param_bytes
+    fixed = RUNTIME_OVERHEAD_BYTES + dims.param_bytes
     total = fixed + BYTES_PER_FLOAT * (inputs + max(encoder, decoder))
     return MemoryEstimate(
         total=int(total),
@@ -159,7 +165,12 @@ class MemoryBudgetError(MemoryError):
 
 
 def choose_max_tokens(
-    budget_bytes: int, height: int, width: int, dims: ModelDims, tile_size: int = 512
+    budget_bytes: int,
+    height: int,
+    width: int,
+    dims: ModelDims,
+    tile_size: int = 512,
+    fused_attention: bool = True,
 ) -> int:
     """The largest per-block token cap whose estimated peak fits `budget_bytes`.
 
@@ -170,12 +181,13 @@ def choose_max_tokens(
     n = gh * gw
 
     def fits(k: int) -> bool:
-        return estimate_peak_memory(height, width, dims, k, tile_size).total <= budget_bytes
+        need = estimate_peak_memory(height, width, dims, k, tile_size, fused_attention).total
+        return need <= budget_bytes
 
     if fits(n):
         return n
     if not fits(1):
-        need = estimate_peak_memory(height, width, dims, 1, tile_size).total
+        need = estimate_peak_memory(height, width, dims, 1, tile_size, fused_attention).total
         hint = " (decoding in tiles, e.g. tile size 512, needs far less)" if not tile_size else ""
         raise MemoryBudgetError(
             f"a {height}x{width} image needs about {format_bytes(need)} even with 1 routed token, "

@@ -10,6 +10,7 @@ switches to eval mode and runs single images without gradients. Every image is r
 the list and peak memory stays that of the largest image.
 """
 
+import copy
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ class MattingPredictor:
             raise ValueError(
                 f"input_format must be one of {INPUT_FORMATS}, got {self.input_format!r}"
             )
-        self.model = instantiate(cfg.model)
+        self.model = instantiate(_without_teacher(cfg.model))
         if weights:
             load_matting_weights(self.model, weights)
         self.model.to(self.device).eval()
@@ -197,3 +198,10 @@ class MattingPredictor:
             raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio}")
         return self.model.routing_budget(max_tokens=max_tokens, keep_ratio=keep_ratio)
 
+
+def _without_teacher(model_cfg):
+    """The model config without its distillation teacher, which inference never runs."""
+    model_cfg = copy.deepcopy(model_cfg)
+    if "teacher_backbone" in model_cfg:
+        model_cfg.teacher_backbone = None
+    return model_cfg

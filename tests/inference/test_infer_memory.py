@@ -26,26 +26,30 @@ def test_parse_memory_size():
 
 
 def test_estimate_grows_with_tokens_size_and_tile():
-    small = estimate_peak_memory(1024, 1024, VIT_S, max_tokens=1000).total
-    assert estimate_peak_memory(1024, 1024, VIT_S, max_tokens=4000).total > small
-    assert estimate_peak_memory(2048, 2048, VIT_S, max_tokens=1000).total > small
+    small = estimate_peak_memory(1024, 1024, VIT_S, max_tokens=1000)
+    assert estimate_peak_memory(1024, 1024, VIT_S, max_tokens=4000).encoder > small.encoder
+    assert estimate_peak_memory(2048, 2048, VIT_S, max_tokens=1000).total > small.total
     tiled = estimate_peak_memory(4096, 4096, VIT_S, max_tokens=1000, tile_size=512)
     whole = estimate_peak_memory(4096, 4096, VIT_S, max_tokens=1000, tile_size=0)
-    assert whole.decoder > 5 * tiled.decoder
+    assert whole.decoder > 10 * tiled.decoder
+    plain = estimate_peak_memory(2048, 2048, VIT_S, 8000, fused_attention=False).total
+    assert plain - estimate_peak_memory(2048, 2048, VIT_S, 8000).total >= 2 * 6 * 8000**2 * 4
 
 
-def test_choose_max_tokens_is_the_largest_cap_that_fits():
-    budget = 8 * 2**30
-    cap = choose_max_tokens(budget, 4096, 4096, VIT_S)
-    assert 1 <= cap < token_grid(4096, 4096)[0] * token_grid(4096, 4096)[1]
-    assert estimate_peak_memory(4096, 4096, VIT_S, cap).total <= budget
-    assert estimate_peak_memory(4096, 4096, VIT_S, cap + 1).total > budget
-    assert choose_max_tokens(2**40, 512, 512, VIT_S) == 32 * 32
+@pytest.mark.parametrize("fused", [True, False])
+def test_choose_max_tokens_is_the_largest_cap_that_fits(fused):
+    n = token_grid(4096, 4096)[0] * token_grid(4096, 4096)[1]
+    assert choose_max_tokens(2**40, 4096, 4096, VIT_S, fused_attention=fused) == n
+    budget = estimate_peak_memory(4096, 4096, VIT_S, n // 3, fused_attention=fused).total
+    cap = choose_max_tokens(budget, 4096, 4096, VIT_S, fused_attention=fused)
+    assert n // 3 <= cap < n
+    assert estimate_peak_memory(4096, 4096, VIT_S, cap, fused_attention=fused).total <= budget
+    assert estimate_peak_memory(4096, 4096, VIT_S, cap + 1, fused_attention=fused).total > budget
     with pytest.raises(MemoryBudgetError, match="4096x4096 image needs about"):
-        choose_max_tokens(2**30, 4096, 4096, VIT_S, tile_size=0)
+        choose_max_tokens(8 * 2**30, 4096, 4096, VIT_S, tile_size=0, fused_attention=fused)
 
 
 def test_default_auto_budget_fits_4096_on_24gb():
-    # 80% of a 24 GB machine with ~2 GB used elsewhere
-    cap = choose_max_tokens(int(0.8 * 22 * 2**30), 4096, 4096, VIT_S)
-    assert cap >= 10000
+    # 80% of a 24 GB machine with ~2 GB used elsewhere: every token may be routed
+    n = token_grid(4096, 4096)[0] * token_grid(4096, 4096)[1]
+    assert choose_max_tokens(int(0.8 * 22 * 2**30), 4096, 4096, VIT_S) == n

@@ -1,0 +1,96 @@
+"""MattingPredictor: equals the model's own tiled evaluation + clamping; input checks; weights."""
+
+import numpy as np
+import pytest
+import torch
+from detectron2.config import instantiate
+from infer_tiny import tiny_cfg
+
+from mematte_d2.checkpoint import CheckpointError
+from mematte_d2.inference import MattingPredictor
+from mematte_d2.utils.trimap import clamp_known_regions
+
+
+def _sample(h=70, w=100, seed=0):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    trimap = np.full((h, w), 128, np.uint8)
+    trimap[: h // 4] = 0
+    trimap[-h // 4 :] = 255
+    return image, trimap
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    torch.manual_seed(0)
+    return MattingPredictor(tiny_cfg(), device="cpu", max_memory=None)
+
+
+def test_equals_model_tiled_evaluation_plus_clamping(predictor):
+    image, trimap = _sample()
+    alpha = predictor(image, trimap, tile_size=64)
+    model = predictor.model
+    model.tile_size = 64
+    try:
+        inputs = {
+            "image": torch.from_numpy(image).permute(2, 0, 1).float(),
+            "trimap": torch.from_numpy(trimap)[None].float(),
+        }
+        with torch.no_grad():
+            raw = model([inputs])[0]["alpha"]
+    finally:
+        model.tile_size = 512
+    expected = clamp_known_regions(raw, inputs["trimap"])[0].numpy()
+    assert alpha.dtype == np.float32 and alpha.shape == trimap.shape
+    np.testing.assert_allclose(alpha, expected, atol=1e-6)
+    assert (alpha[trimap == 0] == 0).all() and (alpha[trimap == 255] == 1).all()
+    unknown = alpha[trimap == 128]
+    assert 0 < unknown.min() and unknown.max() < 1
+
+
+def test_bgr_input_list_and_token_budget(predictor):
+    (img_a, tri_a), (img_b, tri_b) = _sample(), _sample(40, 52, seed=1)
+    single = predictor(img_b, tri_b)
+    both = predictor([img_a, img_b], [tri_a, tri_b])
+    np.testing.assert_allclose(both[1], single, atol=1e-6)
+    bgr = MattingPredictor(tiny_cfg(), device="cpu", input_format="BGR", max_memory=None)
+    bgr.model.load_state_dict(predictor.model.state_dict())
+    np.testing.assert_allclose(bgr(img_b[:, :, ::-1].copy(), tri_b), single, atol=1e-6)
+    capped = predictor.predict(img_a, tri_a, max_tokens=3)
+    assert capped.routing.shape[0] == 2  # two routed blocks in the tiny config
+    assert int(capped.routing.flatten(1).sum(1).max()) <= 3
+
+
+@pytest.mark.parametrize(
+    "image, trimap, message",
+    [
+        (np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.uint8), "image dtype must be uint8"),
+        (np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8), r"HxWx3, got \(8, 8\)"),
+        (np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8), np.uint8), "4 channel"),
+        (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9), np.uint8), "trimap size 8x9 differs"),
+        (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint16), "trimap dtype must be uint8"),
+    ],
+)
+def test_bad_inputs_name_the_problem(predictor, image, trimap, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        predictor(image, trimap)
+
+
+def test_weights_files(tmp_path):
+    junk = tmp_path / "notes.pth"
+    junk.write_text("not weights")
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        MattingPredictor(tiny_cfg(), str(junk), device="cpu")
+    vitmatte = instantiate(tiny_cfg("vitmatte").model)
+    torch.save({"model": vitmatte.state_dict()}, tmp_path / "vitmatte.pth")
+    with pytest.raises(CheckpointError, match="looks like a ViTMatte checkpoint") as err:
+        MattingPredictor(tiny_cfg(), str(tmp_path / "vitmatte.pth"), device="cpu")
+    assert "backbone.routers.0." in str(err.value)  # lists the missing keys
+    # A full MEMatte checkpoint (with teacher) loads into the teacher-free inference model.
+    torch.manual_seed(3)
+    full = instantiate(tiny_cfg().model)
+    torch.save({"model": full.state_dict()}, tmp_path / "mematte.pth")
+    loaded = MattingPredictor(tiny_cfg(), str(tmp_path / "mematte.pth"), device="cpu")
+    assert loaded.model.teacher_backbone is None
+    assert torch.equal(loaded.model.backbone.routers[0].out_conv[0].weight,
+                       full.backbone.routers[0].out_conv[0].weight)
