@@ -38,8 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def add_config(sp, required: bool) -> None:
-        sp.add_argument("--config-file", required=required, help="LazyConfig with a `model` node")
-        sp.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides, key=value")
+        sp.add_argument(
+            "--config-file",
+            required=required,
+            help="LazyConfig with a `model` node; trailing key=value words override it",
+        )
 
     hf = sub.add_parser("hf", help="transformers VitMatteForImageMatting -> this layout")
     hf.add_argument("input", help="state dict file (.safetensors/.bin/.pth) or model directory")
@@ -112,8 +115,19 @@ def _check(args) -> int:
     return 0 if report.ok else 1
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; words of the form key=value anywhere become config overrides."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    unknown = [word for word in extra if word.startswith("-") or "=" not in word]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.opts = extra
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return _check(args) if args.command == "check" else _convert(args)
     except (CheckpointError, ConversionError, FileNotFoundError) as e:
