@@ -26,9 +26,9 @@ def test_parse_memory_size():
 
 
 def test_estimate_grows_with_tokens_size_and_tile():
-    small = estimate_peak_memory(1024, 1024, VIT_S, max_tokens=1000)
-    assert estimate_peak_memory(1024, 1024, VIT_S, max_tokens=4000).encoder > small.encoder
-    assert estimate_peak_memory(2048, 2048, VIT_S, max_tokens=1000).total > small.total
+    small = estimate_peak_memory(4096, 4096, VIT_S, max_tokens=1000)
+    assert estimate_peak_memory(4096, 4096, VIT_S, max_tokens=40000).encoder > small.encoder
+    assert estimate_peak_memory(2048, 2048, VIT_S, max_tokens=1000).total < small.total
     tiled = estimate_peak_memory(4096, 4096, VIT_S, max_tokens=1000, tile_size=512)
     whole = estimate_peak_memory(4096, 4096, VIT_S, max_tokens=1000, tile_size=0)
     assert whole.decoder > 10 * tiled.decoder
