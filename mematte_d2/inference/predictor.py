@@ -22,7 +22,15 @@ from detectron2.config import instantiate
 from mematte_d2.checkpoint import load_matting_weights
 from mematte_d2.utils.trimap import clamp_known_regions
 
-from .memory import MemoryBudget, choose_max_tokens, model_dims, parse_memory_size
+from .memory import (
+    MemoryBudget,
+    MemoryBudgetError,
+    choose_max_tokens,
+    estimate_peak_memory,
+    format_bytes,
+    model_dims,
+    parse_memory_size,
+)
 
 INPUT_FORMATS = ("RGB", "BGR")
 
@@ -145,16 +153,24 @@ class MattingPredictor:
         ]
 
     def token_cap(self, height: int, width: int, tile_size: int | None = None) -> int | None:
-        """The max_tokens the memory budget allows for an image (None: no budget / no routing)."""
+        """The max_tokens the memory budget allows for an image (None: no budget / no routing).
+
+        Raises MemoryBudgetError when the image does not fit the budget at any token cap.
+        """
         if self.memory_budget is None:
             return None
         dims = model_dims(self.model)
-        if dims.num_routed_blocks == 0:
-            return None
         tile = self.model.tile_size if tile_size is None else tile_size
-        return choose_max_tokens(
-            self.memory_budget.bytes(), height, width, dims, tile_size=tile
-        )
+        budget = self.memory_budget.bytes()
+        if dims.num_routed_blocks:
+            return choose_max_tokens(budget, height, width, dims, tile_size=tile)
+        need = estimate_peak_memory(height, width, dims, tile_size=tile).total
+        if need > budget:
+            raise MemoryBudgetError(
+                f"a {height}x{width} image needs about {format_bytes(need)}, more than the "
+                f"budget of {format_bytes(budget)} (a smaller decoder tile size needs less)"
+            )
+        return None
 
     @torch.no_grad()
     def _predict_one(self, image, trimap, max_tokens, keep_ratio, tile_size) -> MattingResult:

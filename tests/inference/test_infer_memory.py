@@ -54,3 +54,25 @@ def test_default_auto_budget_fits_4096_on_24gb():
     # 80% of a 24 GB machine with ~2 GB used elsewhere: every token may be routed
     n = token_grid(4096, 4096)[0] * token_grid(4096, 4096)[1]
     assert choose_max_tokens(int(0.8 * 22 * 2**30), 4096, 4096, VIT_S) == n
+
+
+def test_estimate_bounds_measured_peak_of_a_tiny_model():
+    from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS
+
+    from mematte_d2.inference.memory_probe import measure
+
+    row = measure(MEMATTE_CONFIG, MEMATTE_OPTS, 320, 448, tile_size=0)
+    assert row["peak_rss"] <= row["estimate"] <= 1.6 * row["peak_rss"], row
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config, size, cap", [
+    ("configs/common/models/mematte_s.py", 1024, 1000),
+    ("configs/common/models/mematte_s.py", 2048, None),
+    ("configs/common/models/vitmatte_s.py", 2048, None),
+])
+def test_estimate_bounds_measured_peak_of_vit_s(config, size, cap):
+    from mematte_d2.inference.memory_probe import measure
+
+    row = measure(config, [], size, size, max_tokens=cap)
+    assert row["peak_rss"] <= row["estimate"] <= 1.4 * row["peak_rss"], row

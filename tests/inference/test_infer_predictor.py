@@ -94,3 +94,15 @@ def test_weights_files(tmp_path):
     assert loaded.model.teacher_backbone is None
     assert torch.equal(loaded.model.backbone.routers[0].out_conv[0].weight,
                        full.backbone.routers[0].out_conv[0].weight)
+
+
+def test_memory_budget_sets_the_cap_or_refuses():
+    image, trimap = _sample()
+    auto = MattingPredictor(tiny_cfg(), device="cpu")  # default budget: "auto"
+    assert auto.predict(image, trimap).max_tokens == 6 * 8  # all tokens of the 96x128 pad
+    small = MattingPredictor(tiny_cfg(), device="cpu", max_memory="10MB")
+    with pytest.raises(MemoryError, match="70x100 image needs about"):
+        small(image, trimap)
+    plain = MattingPredictor(tiny_cfg("vitmatte"), device="cpu", max_memory="10MB")
+    with pytest.raises(MemoryError, match="more than the budget of 10 MB"):
+        plain(image, trimap)
