@@ -22,7 +22,7 @@ Attention runs through torch's scaled_dot_product_attention, whose fused kernels
 memory-efficient, CPU and CUDA) never hold the K x K score matrix, so the token cap changes
 peak memory only linearly; `fused_attention=False` adds the 2 x heads x K^2 scores of the
 plain (math) implementation. The factors were checked against the peak resident memory
-(ru_maxrss) of CPU runs in fresh processes (`python -m mematte_d2.inference.memory_probe`,
+(VmHWM) of CPU runs in fresh processes (`python -m mematte_d2.inference.memory_probe`,
 tests/inference/test_infer_memory.py): on ViT-S/B from 512^2 to 4096^2 it lies 5-35% above
 the measured peak.
 """
@@ -244,6 +244,17 @@ def format_bytes(n: int) -> str:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (Linux reports KiB, macOS bytes)."""
+    """Peak resident set size of this process so far.
+
+    Linux: VmHWM of /proc/self/status (ru_maxrss would also count a parent's peak inherited
+    through fork + exec); elsewhere ru_maxrss (macOS reports bytes, others KiB).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
