@@ -111,8 +111,7 @@ def _process(job: Job, predictor, out_dir: Path, args, background01) -> str:
             write_png(paths["composite"], composite(fg, result.alpha, background01))
     if "routing" in paths:
         write_png(paths["routing"], routing_overlay(image_u8, result.routing))
-    cap = "" if result.max_tokens is None else f" (cap {result.max_tokens})"
-    return f"{seconds:.2f} s, {result.tokens_routed} tokens routed{cap}"
+    return f"{seconds:.2f} s, {result.summary()}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,9 +45,25 @@ class MattingResult:
     max_tokens: int | None
 
     @property
-    def tokens_routed(self) -> int:
-        """Tokens sent to global attention, summed over the routed blocks."""
-        return int(self.routing.sum().item())
+    def num_tokens(self) -> int:
+        """Tokens of the (padded) image: the size of the routing grid."""
+        return int(self.routing.shape[-2] * self.routing.shape[-1])
+
+    @property
+    def tokens_routed(self) -> list[int]:
+        """Tokens sent to global attention by each routed block."""
+        return [int(n) for n in self.routing.flatten(1).sum(1).tolist()]
+
+    def summary(self) -> str:
+        """One line on routing: mean tokens per routed block, share, and the cap if it bit."""
+        routed = self.tokens_routed
+        if not routed:
+            return "no routed blocks"
+        mean, total = sum(routed) / len(routed), self.num_tokens
+        text = f"{mean:.0f}/{total} tokens routed per block ({mean / total:.0%})"
+        if self.max_tokens is not None and self.max_tokens < self.num_tokens:
+            text += f", cap {self.max_tokens}"
+        return text
 
 
 def validate_inputs(image: np.ndarray, trimap: np.ndarray) -> None:

@@ -49,8 +49,10 @@ def test_folder_with_corrupt_file_and_size_mismatch(tmp_path, weights, capsys):
         "--background", str(tmp_path / "bg.png"), "--routing-overlay", "--alpha-16bit",
         *MEMATTE_OPTS,
     ])
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert status == 1
+    assert "a.png: " in err + captured.out and "tokens routed per block" in err + captured.out
     assert "broken.jpg" in err and "not a readable image" in err
     assert "c.png" in err and "31x30" in err
     written = sorted(p.name for p in out.iterdir())

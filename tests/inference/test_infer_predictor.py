@@ -59,6 +59,8 @@ def test_bgr_input_list_and_token_budget(predictor):
     capped = predictor.predict(img_a, tri_a, max_tokens=3)
     assert capped.routing.shape[0] == 2  # two routed blocks in the tiny config
     assert int(capped.routing.flatten(1).sum(1).max()) <= 3
+    assert max(capped.tokens_routed) <= 3 and capped.summary().endswith(", cap 3")
+    assert "/48 tokens routed per block" in capped.summary()  # 70x100 -> 6x8 token grid
 
 
 @pytest.mark.parametrize(
