@@ -104,7 +104,8 @@ class MattingPredictor:
             `input_format` if set, else "RGB").
         max_memory: memory budget ("8GB", bytes, or "auto" = 80% of what is free now) from which
             the token cap of each image is chosen when no explicit max_tokens / keep_ratio is
-            given; None uses the config's cap as is.
+            given (never above the config's `max_tokens`); None uses the config's cap as is.
+            An image that does not fit the budget at all raises MemoryBudgetError.
     """
 
     def __init__(
@@ -179,7 +180,9 @@ class MattingPredictor:
         tile = self.model.tile_size if tile_size is None else tile_size
         budget = self.memory_budget.bytes()
         if dims.num_routed_blocks:
-            return choose_max_tokens(budget, height, width, dims, tile_size=tile)
+            cap = choose_max_tokens(budget, height, width, dims, tile_size=tile)
+            configured = getattr(self.model.backbone, "max_tokens", None)
+            return cap if configured is None else min(cap, configured)
         need = estimate_peak_memory(height, width, dims, tile_size=tile).total
         if need > budget:
             raise MemoryBudgetError(

@@ -102,6 +102,10 @@ def test_memory_budget_sets_the_cap_or_refuses():
     image, trimap = _sample()
     auto = MattingPredictor(tiny_cfg(), device="cpu")  # default budget: "auto"
     assert auto.predict(image, trimap).max_tokens == 6 * 8  # all tokens of the 96x128 pad
+    capped_cfg = tiny_cfg()
+    capped_cfg.model.backbone.max_tokens = 5
+    capped = MattingPredictor(capped_cfg, device="cpu").predict(image, trimap)
+    assert capped.max_tokens == 5 and max(capped.tokens_routed) <= 5  # config cap kept
     small = MattingPredictor(tiny_cfg(), device="cpu", max_memory="10MB")
     with pytest.raises(MemoryError, match="70x100 image needs about"):
         small(image, trimap)
