@@ -89,6 +89,11 @@ def extract_state_dict(container: object, source: str = "checkpoint") -> dict[st
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read `path` (file or model directory) and return its flat state dict of CPU tensors."""
+    """Read `path` (file, model directory or a URL detectron2's PathManager can fetch) and
+    return its flat state dict of CPU tensors."""
+    if "://" in str(path):
+        from detectron2.utils.file_io import PathManager
+
+        path = PathManager.get_local_path(str(path))
     resolved = _resolve(Path(path))
     return extract_state_dict(_read_container(resolved), str(resolved))
