@@ -26,6 +26,12 @@ setup(
         "tabulate>=0.9",
         "tensorboard>=2.10",
         "matplotlib>=3.7",
+        "pymatting>=1.1",
     ],
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "mematte-predict=mematte_d2.cli.predict:main",
+            "mematte-convert-checkpoint=mematte_d2.cli.convert_checkpoint:main",
+        ]
+    },
 )
