@@ -4,6 +4,7 @@ Also the plain ViTMatte baseline when built with a ViTMatte encoder and no teach
 """
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -209,7 +210,11 @@ class MEMatte(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, batched_inputs: list[dict]):
-        """Training: dict of named losses. Eval: list of {"alpha", "routing", "keep_ratio"}."""
+        """Training: dict of named losses.
+
+        Eval: list of {"alpha", "routing", "keep_ratio", "inference_time"} where
+        "inference_time" is the wall time of the call that produced the image (seconds per image).
+        """
         if not isinstance(batched_inputs, (list, tuple)) or not batched_inputs:
             raise TypeError("MEMatte expects a non-empty list of dicts (detectron2 batched inputs)")
         for index, item in enumerate(batched_inputs):
@@ -278,6 +283,7 @@ class MEMatte(nn.Module):
         return results
 
     def _inference_same_size(self, batched_inputs: list[dict]) -> list[dict]:
+        start = time.perf_counter()
         inputs, _ = self.preprocess(batched_inputs)
         encoded = self.backbone(inputs)
         features = encoded["features"]
@@ -293,6 +299,9 @@ class MEMatte(nn.Module):
         if routing is None:
             routing = features.new_zeros(features.shape[0], 0, *features.shape[-2:])
         routing = routing.bool()
+        if alpha.is_cuda:
+            torch.cuda.synchronize(alpha.device)
+        seconds_per_image = (time.perf_counter() - start) / len(batched_inputs)
         results = []
         for i, item in enumerate(batched_inputs):
             h, w = item["image"].shape[-2:]
@@ -301,6 +310,7 @@ class MEMatte(nn.Module):
                     "alpha": alpha[i, :, :h, :w],
                     "routing": routing[i],
                     "keep_ratio": routing[i].flatten(1).float().mean(dim=1),
+                    "inference_time": seconds_per_image,
                 }
             )
         return results
