@@ -1,0 +1,97 @@
+"""Routing-policy ablations: a per-block budget and score-independent random routing.
+
+Both follow the ``ROUTING_POLICY_REGISTRY`` contract of
+:class:`~mematte_d2.modeling.routing.RoutingPolicy`: ``Policy(keep_ratio, **kwargs)`` turns
+router log-probabilities ``[B, N, 2]`` into decisions ``[B, N]`` (1 = global attention; floats
+with straight-through gradients in training, bool at inference) and routed-block decisions
+``[B, K, N]`` into a budget loss.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mematte_d2.modeling import ROUTING_POLICY_REGISTRY, RoutingPolicy
+from mematte_d2.modeling.routing import cap_tokens, routing_margin, top_margin_mask
+
+
+def keep_count(ratio: float, num_tokens: int) -> int:
+    """``ceil(ratio * N)`` (the core's inference-ratio rule), ratio checked to lie in [0, 1]."""
+    if not 0.0 <= float(ratio) <= 1.0:
+        raise ValueError(f"keep ratio must be in [0, 1], got {ratio}")
+    return min(num_tokens, math.ceil(float(ratio) * num_tokens - 1e-9))
+
+
+class GumbelPolicy(RoutingPolicy):
+    """Hard Gumbel-softmax decisions in training; at inference the router's argmax, or the
+    ``ceil(keep_ratio * N)`` largest-margin tokens per image when a ratio is given, then the
+    ``max_tokens`` cap. Subclasses define the budget :meth:`loss`."""
+
+    def __init__(self, keep_ratio: float = 0.25, loss_weight: float = 1.0, tau: float = 1.0):
+        super().__init__(keep_ratio, loss_weight)
+        if tau <= 0:
+            raise ValueError(f"{type(self).__name__}: tau must be positive, got {tau}")
+        self.tau = float(tau)
+
+    def train_decisions(self, log_probs: Tensor) -> Tensor:
+        return F.gumbel_softmax(log_probs, tau=self.tau, hard=True, dim=-1)[..., 0]
+
+    def eval_decisions(
+        self, log_probs: Tensor, keep_ratio: float | None = None, max_tokens: int | None = None
+    ) -> Tensor:
+        margin = routing_margin(log_probs)
+        if keep_ratio is None:
+            keep = margin > 0
+        else:
+            keep = top_margin_mask(margin, keep_count(keep_ratio, margin.shape[-1]))
+        return cap_tokens(keep, margin, max_tokens)
+
+
+@ROUTING_POLICY_REGISTRY.register()
+class PerBlockRatio(GumbelPolicy):
+    """Every routed block is pulled to the keep ratio on its own, over the whole batch:
+    ``loss_weight * mean_k (share_k - rho)^2`` with ``share_k`` the share of tokens block ``k``
+    routes over all images. Images may still differ; blocks may not (unlike BATR)."""
+
+    def loss(self, decisions: Tensor) -> Tensor:
+        if decisions.numel() == 0:
+            return decisions.new_zeros(())
+        share = decisions.mean(dim=(0, 2))
+        return self.loss_weight * ((share - self.keep_ratio) ** 2).mean()
+
+
+@ROUTING_POLICY_REGISTRY.register()
+class RandomRouting(RoutingPolicy):
+    """Lower bound for learned routing: every token goes to global attention with probability
+    ``keep_ratio``, independently of the router, in training and at inference. A ratio given at
+    inference keeps a uniformly random ``ceil(ratio * N)`` tokens per image; ``max_tokens`` caps
+    the count by dropping random kept tokens. No budget loss (the expectation is exact).
+
+    Training decisions add ``0 * p(global)`` so the router stays in the autograd graph with
+    exactly zero gradients (DistributedDataParallel rejects parameters that get no gradient).
+    Draws use torch's global generator (seeded by detectron2's ``train.seed``).
+    """
+
+    def _scores(self, log_probs: Tensor) -> Tensor:
+        return torch.rand(log_probs.shape[:-1], device=log_probs.device)
+
+    def train_decisions(self, log_probs: Tensor) -> Tensor:
+        hard = (self._scores(log_probs) < self.keep_ratio).to(log_probs.dtype)
+        return hard + 0.0 * log_probs[..., 0].exp()
+
+    def eval_decisions(
+        self, log_probs: Tensor, keep_ratio: float | None = None, max_tokens: int | None = None
+    ) -> Tensor:
+        scores = self._scores(log_probs)
+        if keep_ratio is None:
+            keep = scores < self.keep_ratio
+        else:
+            keep = top_margin_mask(-scores, keep_count(keep_ratio, scores.shape[-1]))
+        return cap_tokens(keep, -scores, max_tokens)
+
+    def loss(self, decisions: Tensor) -> Tensor:
+        return decisions.new_zeros(())
