@@ -9,6 +9,7 @@ from .convert import (
     is_hf_vitmatte,
     vitmatte_to_mematte,
 )
+from .initialize import initialize_from_checkpoint
 from .loading import CheckpointError, extract_state_dict, load_state_dict
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "extract_state_dict",
     "fill_missing_from",
     "hf_vitmatte_to_d2",
+    "initialize_from_checkpoint",
     "is_hf_vitmatte",
     "load_matting_weights",
     "load_state_dict",

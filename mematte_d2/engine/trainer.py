@@ -1,0 +1,249 @@
+"""MattingTrainer: detectron2's DefaultTrainer workflow driven by a LazyConfig."""
+
+import itertools
+import logging
+import weakref
+from collections import OrderedDict
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import instantiate
+from detectron2.data import DatasetCatalog
+from detectron2.engine import DefaultTrainer, TrainerBase, default_writers, hooks
+from detectron2.evaluation import inference_on_dataset, print_csv_format
+from detectron2.solver import LRMultiplier
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+from omegaconf import DictConfig, OmegaConf
+from torch.nn.parallel import DistributedDataParallel
+
+from mematte_d2.checkpoint import (
+    CheckpointError,
+    compare_state_dicts,
+    initialize_from_checkpoint,
+    load_state_dict,
+)
+
+from .hooks import MattingVisualizer, unwrap_model
+from .step import MattingStepRunner, autocast_dtype
+
+__all__ = [
+    "MattingTrainer",
+    "check_datasets",
+    "resolve_device",
+    "test_dataset_names",
+    "train_dataset_names",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(cfg: DictConfig) -> torch.device:
+    """``train.device``: "cuda", "cpu" or None (CUDA when available)."""
+    name = cfg.train.get("device")
+    if name in (None, "auto"):
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name!r} but CUDA is not available; use train.device=cpu")
+    return device
+
+
+def test_dataset_names(cfg: DictConfig) -> list[str]:
+    """``dataloader.test.dataset``: one registered name or a list of names."""
+    names = cfg.dataloader.test.dataset
+    return [names] if isinstance(names, str) else list(names)
+
+
+def check_datasets(names: list[str]) -> None:
+    """Fail early when a data set is not registered or its files are missing."""
+    for name in names:
+        if name not in DatasetCatalog.list():
+            raise KeyError(
+                f"data set {name!r} is not registered; registered sets: "
+                f"{', '.join(sorted(DatasetCatalog.list()))}"
+            )
+        DatasetCatalog.get(name)
+
+
+def train_dataset_names(cfg: DictConfig) -> list[str]:
+    """``dataloader.train.dataset``: one registered name or a list of names."""
+    names = cfg.dataloader.train.get("dataset")
+    return [names] if isinstance(names, str) else list(names or [])
+
+
+class MattingTrainer(DefaultTrainer):
+    """DefaultTrainer's public API (build_* classmethods, resume_or_load, train, test) on a
+    LazyConfig with the keys of ``configs/common/train.py``.
+
+    Differences from DefaultTrainer: the step runner (seeded per iteration, AMP, clipping),
+    a resumable data stream, strict checkpoint checks, matting hooks.
+    """
+
+    def __init__(self, cfg: DictConfig):
+        TrainerBase.__init__(self)
+        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+            setup_logger()
+        check_datasets(train_dataset_names(cfg) + test_dataset_names(cfg))
+        self.device = resolve_device(cfg)
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        model = self._wrap_ddp(cfg, model)
+        amp = cfg.train.get("amp", {})
+        clip = cfg.train.get("clip_grad", {})
+        self._trainer = MattingStepRunner(
+            model,
+            data_loader,
+            optimizer,
+            seed=self.seed_of(cfg),
+            device=self.device,
+            amp_dtype=autocast_dtype(amp.get("precision", "float16"), self.device)
+            if amp.get("enabled", False)
+            else None,
+            clip_grad_norm=clip.get("max_norm") if clip.get("enabled", False) else None,
+        )
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = DetectionCheckpointer(
+            model, cfg.train.output_dir, trainer=weakref.proxy(self)
+        )
+        self.start_iter = 0
+        self.max_iter = cfg.train.max_iter
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    @staticmethod
+    def seed_of(cfg: DictConfig) -> int:
+        """``train.seed``, or one random seed shared by all ranks when it is negative."""
+        seed = cfg.train.get("seed", -1)
+        return seed if seed is not None and seed >= 0 else comm.shared_random_seed()
+
+    @staticmethod
+    def _wrap_ddp(cfg: DictConfig, model: torch.nn.Module) -> torch.nn.Module:
+        if comm.get_world_size() == 1:
+            return model
+        ddp = dict(cfg.train.get("ddp", {}))
+        fp16_compression = ddp.pop("fp16_compression", False)
+        on_cuda = next(model.parameters()).is_cuda
+        wrapped = DistributedDataParallel(
+            model, device_ids=[comm.get_local_rank()] if on_cuda else None, **ddp
+        )
+        if fp16_compression and on_cuda:
+            from torch.distributed.algorithms.ddp_comm_hooks import default as comm_hooks
+
+            wrapped.register_comm_hook(state=None, hook=comm_hooks.fp16_compress_hook)
+        return wrapped
+
+    # ------------------------------------------------------------------ checkpoints
+    def resume_or_load(self, resume: bool = True) -> None:
+        """Resume from ``train.output_dir``'s last checkpoint when asked and present, else start
+        from ``train.init_checkpoint`` (if set). Weights that do not fit raise before training."""
+        model = unwrap_model(self.model)
+        if resume and self.checkpointer.has_checkpoint():
+            path = self.checkpointer.get_checkpoint_file()
+            report = compare_state_dicts(load_state_dict(path), model.state_dict())
+            if not report.ok:
+                raise CheckpointError(
+                    f"cannot resume from {path}: it was written for another model.\n"
+                    f"{report.format()}"
+                )
+            self.checkpointer.resume_or_load(path, resume=True)
+            self.start_iter = self.iter + 1
+            logger.info("Resumed from %s at iteration %d", path, self.start_iter)
+        elif self.cfg.train.get("init_checkpoint"):
+            initialize_from_checkpoint(model, self.cfg.train.init_checkpoint)
+            if comm.get_world_size() > 1:  # every rank loaded the same file; keep them in sync
+                comm.synchronize()
+        sampler = getattr(self.data_loader, "batch_sampler", None)
+        if hasattr(sampler, "start_iter"):
+            sampler.start_iter = self.start_iter
+
+    # ------------------------------------------------------------------ builders
+    @classmethod
+    def build_model(cls, cfg: DictConfig) -> torch.nn.Module:
+        model = instantiate(cfg.model)
+        model.to(resolve_device(cfg))
+        logger.info("Model:\n%s", model)
+        return model
+
+    @classmethod
+    def build_optimizer(cls, cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+        cfg.optimizer.params.model = model
+        try:
+            return instantiate(cfg.optimizer)
+        finally:
+            cfg.optimizer.params.model = None
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg: DictConfig, optimizer: torch.optim.Optimizer):
+        return LRMultiplier(optimizer, instantiate(cfg.lr_multiplier), cfg.train.max_iter)
+
+    @classmethod
+    def build_train_loader(cls, cfg: DictConfig):
+        return instantiate(cfg.dataloader.train)
+
+    @classmethod
+    def build_test_loader(cls, cfg: DictConfig, dataset_name: str):
+        test = OmegaConf.to_container(cfg.dataloader.test, resolve=False)
+        test["dataset"] = dataset_name
+        return instantiate(OmegaConf.create(test))
+
+    @classmethod
+    def build_evaluator(cls, cfg: DictConfig, dataset_name: str, output_dir: str | None = None):
+        evaluator = OmegaConf.to_container(cfg.dataloader.evaluator, resolve=False)
+        evaluator["dataset_name"] = dataset_name
+        evaluator["output_dir"] = output_dir or f"{cfg.train.output_dir}/inference/{dataset_name}"
+        return instantiate(OmegaConf.create(evaluator))
+
+    @classmethod
+    def test(cls, cfg: DictConfig, model: torch.nn.Module, evaluators=None) -> OrderedDict:
+        """Evaluate `model` on every ``dataloader.test.dataset``; returns results per set (or
+        the one set's results when there is one, like DefaultTrainer.test)."""
+        names = test_dataset_names(cfg)
+        if evaluators is not None and len(evaluators) != len(names):
+            raise ValueError(f"{len(evaluators)} evaluators for {len(names)} test sets")
+        results = OrderedDict()
+        for i, name in enumerate(names):
+            evaluator = evaluators[i] if evaluators is not None else cls.build_evaluator(cfg, name)
+            results[name] = inference_on_dataset(
+                model, cls.build_test_loader(cfg, name), evaluator
+            )
+            if comm.is_main_process():
+                logger.info("Evaluation results for %s in csv format:", name)
+                print_csv_format(results[name])
+        return results[names[0]] if len(results) == 1 else results
+
+    def build_hooks(self) -> list:
+        cfg = self.cfg
+        period = cfg.train.get("eval_period", 0)
+        main = comm.is_main_process()
+
+        def test_and_save_results():
+            self._last_eval_results = self.test(cfg, self.model)
+            return self._last_eval_results
+
+        ret = [hooks.IterationTimer(), hooks.LRScheduler()]
+        if main:
+            ckpt = cfg.train.checkpointer
+            ret.append(
+                hooks.PeriodicCheckpointer(
+                    self.checkpointer, ckpt.period, max_to_keep=ckpt.get("max_to_keep")
+                )
+            )
+        ret.append(hooks.EvalHook(period, test_and_save_results))
+        if main and period > 0:
+            ret.append(hooks.BestCheckpointer(period, self.checkpointer, "matting/SAD", "min"))
+        vis_period = cfg.train.get("vis_period", 0)
+        if main and vis_period > 0:
+            loader = self.build_test_loader(cfg, test_dataset_names(cfg)[0])
+            samples = list(itertools.islice((b[0] for b in loader), cfg.train.get("vis_images", 2)))
+            ret.append(MattingVisualizer(vis_period, samples, cfg.train.output_dir))
+        if main:
+            writers = default_writers(cfg.train.output_dir, self.max_iter)
+            ret.append(hooks.PeriodicWriter(writers, period=cfg.train.get("log_period", 20)))
+        return ret
+
+    def train(self):
+        """Run training; returns the last evaluation results (if any evaluation ran)."""
+        TrainerBase.train(self, self.start_iter, self.max_iter)
+        return getattr(self, "_last_eval_results", None)
