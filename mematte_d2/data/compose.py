@@ -1,0 +1,64 @@
+"""Offline composition helpers for building test sets (datasets/compose_*.py, the synthetic set).
+
+Images are uint8 RGB HxWx3, alphas float32 HxW in [0, 1]; composition works in row strips so
+that multi-megapixel images do not need several full-size float copies at once.
+"""
+
+import math
+
+import cv2
+import numpy as np
+
+from .transforms import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN
+
+__all__ = ["composite", "cover_crop", "scale_up_to_cover", "trimap_from_alpha"]
+
+_STRIP_ROWS = 512
+
+
+def scale_up_to_cover(bg: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The Composition-1K rule: enlarge `bg` (bicubic, aspect kept, sides rounded up) just
+    enough to cover height x width; a background that already covers it is left as is."""
+    bh, bw = bg.shape[:2]
+    ratio = max(width / bw, height / bh)
+    if ratio <= 1:
+        return bg
+    size = (math.ceil(bw * ratio), math.ceil(bh * ratio))
+    return cv2.resize(bg, size, interpolation=cv2.INTER_CUBIC)
+
+
+def cover_crop(bg: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Scale `bg` (up or down, aspect kept) to just cover height x width, then centre-crop."""
+    bh, bw = bg.shape[:2]
+    ratio = max(width / bw, height / bh)
+    size = (max(width, math.ceil(bw * ratio)), max(height, math.ceil(bh * ratio)))
+    interp = cv2.INTER_CUBIC if ratio > 1 else cv2.INTER_AREA
+    scaled = cv2.resize(bg, size, interpolation=interp)
+    top, left = (size[1] - height) // 2, (size[0] - width) // 2
+    return scaled[top:top + height, left:left + width]
+
+
+def composite(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """uint8 image = fg * alpha + bg * (1 - alpha), rounded; bg is cropped at its top-left."""
+    h, w = alpha.shape
+    if fg.shape[:2] != (h, w) or bg.shape[0] < h or bg.shape[1] < w:
+        raise ValueError(f"composite: fg {fg.shape[:2]}, alpha {(h, w)} and bg {bg.shape[:2]} "
+                         "do not fit (bg must cover the foreground)")
+    out = np.empty((h, w, 3), np.uint8)
+    for top in range(0, h, _STRIP_ROWS):
+        rows = slice(top, min(h, top + _STRIP_ROWS))
+        a = alpha[rows, :, None].astype(np.float32)
+        mixed = fg[rows].astype(np.float32) * a + bg[rows, :w].astype(np.float32) * (1 - a)
+        out[rows] = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    return out
+
+
+def trimap_from_alpha(alpha: np.ndarray, kernel: int) -> np.ndarray:
+    """Deterministic 0/128/255 trimap: alpha == 1 and alpha == 0 regions eroded by a disc of
+    diameter `kernel`; every fractional alpha pixel is unknown. Takes uint8 or [0, 1] alpha."""
+    one = 255 if alpha.dtype == np.uint8 else 1.0
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
+    trimap = np.full(alpha.shape, TRIMAP_UNKNOWN, np.uint8)
+    trimap[cv2.erode((alpha >= one).astype(np.uint8), disc) > 0] = TRIMAP_FG
+    trimap[cv2.erode((alpha <= 0).astype(np.uint8), disc) > 0] = TRIMAP_BG
+    return trimap
