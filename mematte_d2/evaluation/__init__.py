@@ -1,5 +1,6 @@
 """Matting evaluation: the official SAD / MSE / Grad / Conn and a detectron2 DatasetEvaluator."""
 
+from .evaluator import MattingEvaluator
 from .metrics import (
     compute_conn,
     compute_grad,
@@ -9,6 +10,7 @@ from .metrics import (
 )
 
 __all__ = [
+    "MattingEvaluator",
     "compute_conn",
     "compute_grad",
     "compute_matting_metrics",
