@@ -4,14 +4,26 @@ Images are uint8 RGB HxWx3, alphas float32 HxW in [0, 1]; composition works in r
 that multi-megapixel images do not need several full-size float copies at once.
 """
 
+import glob
 import math
+import os
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from mematte_d2.inference.io import IMAGE_EXTENSIONS
+
 from .transforms import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN
 
-__all__ = ["composite", "cover_crop", "scale_up_to_cover", "trimap_from_alpha"]
+__all__ = [
+    "composite",
+    "cover_crop",
+    "find_by_stem",
+    "list_image_files",
+    "scale_up_to_cover",
+    "trimap_from_alpha",
+]
 
 _STRIP_ROWS = 512
 
@@ -62,3 +74,27 @@ def trimap_from_alpha(alpha: np.ndarray, kernel: int) -> np.ndarray:
     trimap[cv2.erode((alpha >= one).astype(np.uint8), disc) > 0] = TRIMAP_FG
     trimap[cv2.erode((alpha <= 0).astype(np.uint8), disc) > 0] = TRIMAP_BG
     return trimap
+
+
+def list_image_files(directory: str | os.PathLike, names_file: str | os.PathLike | None = None
+                     ) -> list[Path]:
+    """The image files of `directory` in sorted order, or the ones a names file lists (one
+    file name per line, in the file's order, as the Adobe test_*_names.txt files do)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: no such folder")
+    if names_file is None:
+        return sorted(p for p in directory.iterdir()
+                      if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    lines = Path(names_file).read_text().splitlines()
+    return [directory / line.strip() for line in lines if line.strip()]
+
+
+def find_by_stem(directory: str | os.PathLike, stem: str) -> Path:
+    """The one image file `<stem>.*` in `directory` (FileNotFoundError naming it if none)."""
+    found = [p for p in Path(directory).glob(f"{glob.escape(stem)}.*")
+             if p.suffix.lower() in IMAGE_EXTENSIONS]
+    if len(found) != 1:
+        what = "no image" if not found else f"{len(found)} images"
+        raise FileNotFoundError(f"{Path(directory) / stem}.*: {what} with that name")
+    return found[0]
