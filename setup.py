@@ -32,6 +32,7 @@ setup(
         "console_scripts": [
             "mematte-predict=mematte_d2.cli.predict:main",
             "mematte-convert-checkpoint=mematte_d2.cli.convert_checkpoint:main",
+            "mematte-evaluate-folder=mematte_d2.cli.evaluate_folder:main",
         ]
     },
 )

@@ -1,0 +1,132 @@
+"""evaluate_folder CLI: stem matching, skipped files listed, exit codes, outputs."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mematte_d2.cli.evaluate_folder import main
+from mematte_d2.evaluation import compute_matting_metrics
+
+REPO = Path(__file__).resolve().parents[2]
+SHAPE = (14, 17)
+
+
+def case(seed: int, shape=SHAPE):
+    rng = np.random.default_rng(seed)
+    alpha = rng.integers(0, 256, shape, dtype=np.uint8)
+    pred = np.clip(alpha.astype(int) + rng.integers(-40, 41, shape), 0, 255).astype(np.uint8)
+    trimap = np.full(shape, 128, np.uint8)
+    trimap[:3], trimap[-3:] = 0, 255
+    alpha[:3], alpha[-3:] = 0, 255
+    return pred, alpha, trimap
+
+
+def write(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), img)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    """a: plain; b: <stem>_alpha / <stem>_trimap names; c: 16-bit TIFF prediction;
+    d: prediction missing; e: trimap of another size; f: corrupt prediction; z: no ground truth."""
+    root = tmp_path
+    expected = {}
+    for seed, stem in enumerate("abcdef"):
+        pred, alpha, trimap = case(seed)
+        write(root / "alpha" / f"{stem}.png", alpha)
+        write(root / "trimap" / f"{stem}{'_trimap' if stem == 'b' else ''}.png",
+              trimap if stem != "e" else trimap[:-1])
+        if stem == "c":
+            write(root / "pred" / "c.tif", pred.astype(np.uint16) * 257)  # 16-bit, same 8-bit
+        elif stem == "f":
+            (root / "pred" / "f.png").write_bytes(b"not a png")
+        elif stem != "d":
+            write(root / "pred" / f"{stem}{'_alpha' if stem == 'b' else ''}.png", pred)
+        expected[stem] = compute_matting_metrics(pred, alpha, trimap)
+    write(root / "pred" / "z.png", case(9)[0])
+    return root, expected
+
+
+def run(root: Path, *extra: str) -> int:
+    return main(["--pred", str(root / "pred"), "--alpha", str(root / "alpha"),
+                 "--trimap", str(root / "trimap"), *extra])
+
+
+def test_matching_skipping_and_outputs(folders, capsys):
+    root, expected = folders
+    code = run(root, "--output", str(root / "out"))
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "3 of 6 images evaluated" in out and "SAD" in out and "MSE (1e-3)" in out
+    assert "note: 1 predictions have no ground truth: z.png" in out
+    assert "3 skipped" in err
+    assert "d: no prediction named d.* or d_alpha.*" in err
+    assert "e: trimap e.png is 13x17, ground truth e.png is 14x17" in err
+    assert "f:" in err and "not a readable image" in err
+
+    with open(root / "out" / "matting_per_image.csv") as f:
+        rows = {r["image_id"]: r for r in csv.DictReader(f)}
+    assert sorted(rows) == ["a", "b", "c"]
+    for stem, row in rows.items():
+        assert float(row["SAD"]) == pytest.approx(expected[stem]["SAD"], rel=1e-12)
+        assert float(row["Conn"]) == pytest.approx(expected[stem]["Conn"], rel=1e-12)
+        assert float(row["MSE_x1e3"]) == pytest.approx(expected[stem]["MSE"] * 1e3, rel=1e-12)
+    with open(root / "out" / "matting_metrics.json") as f:
+        saved = json.load(f)
+    assert saved["metrics"]["num_images"] == 3
+    assert saved["metrics"]["Grad"] == pytest.approx(
+        np.mean([expected[s]["Grad"] for s in "abc"]), rel=1e-12
+    )
+    assert sorted(saved["skipped"]) == ["d", "e", "f"]
+
+
+def test_all_matched_exits_zero_and_writes_csv_file(tmp_path, capsys):
+    pred, alpha, trimap = case(0)
+    write(tmp_path / "pred" / "x.png", pred)
+    write(tmp_path / "alpha" / "x.png", alpha)
+    write(tmp_path / "trimap" / "x.png", trimap)
+    assert run(tmp_path, "--region", "whole", "--output", str(tmp_path / "r" / "res.csv")) == 0
+    with open(tmp_path / "r" / "res.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    whole = compute_matting_metrics(pred, alpha, trimap, region="whole")
+    assert float(row["SAD"]) == pytest.approx(whole["SAD"], rel=1e-12)
+    assert "whole region" in capsys.readouterr().out
+
+
+def test_trimap_with_other_codes_is_skipped_unless_snapped(tmp_path, capsys):
+    pred, alpha, trimap = case(1)
+    trimap[5, 5] = 127
+    write(tmp_path / "pred" / "x.png", pred)
+    write(tmp_path / "alpha" / "x.png", alpha)
+    write(tmp_path / "trimap" / "x.png", trimap)
+    assert run(tmp_path) == 1
+    assert "x.png: trimap has values other than 0 / 128 / 255 (127)" in capsys.readouterr().err
+    assert run(tmp_path, "--snap-trimap") == 0
+
+
+def test_bad_command_line_exits_two(tmp_path, capsys):
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "trimap").mkdir()
+    assert run(tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "--alpha" in err and "no such directory" in err
+    (tmp_path / "alpha").mkdir()
+    assert run(tmp_path) == 2
+
+
+def test_tools_script_runs(folders):
+    root, _ = folders
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "evaluate_folder.py"), "--pred", str(root / "pred"),
+         "--alpha", str(root / "alpha"), "--trimap", str(root / "trimap")],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "3 of 6 images evaluated" in proc.stdout
