@@ -1,0 +1,100 @@
+"""Benchmark cases: what one fresh process measures, and the models and inputs it uses.
+
+A case is a small JSON-serialisable dataclass so that the parent process can hand it to a
+child (`python -m mematte_d2.benchmark.measure`) and every case starts from an empty heap.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL_CONFIGS = {
+    name: REPO_ROOT / "configs" / "common" / "models" / f"{name}.py"
+    for name in ("mematte_s", "mematte_b", "vitmatte_s", "vitmatte_b")
+}
+DTYPES = ("fp32", "fp16", "bf16")
+
+
+def resolve_config(model: str) -> Path:
+    """The LazyConfig file of a model name (mematte_s, ...) or of a path to a config file."""
+    if model in MODEL_CONFIGS:
+        return MODEL_CONFIGS[model]
+    path = Path(model)
+    if path.suffix == ".py" and path.is_file():
+        return path
+    raise ValueError(
+        f"unknown model {model!r}: use one of {sorted(MODEL_CONFIGS)} or a config file path"
+    )
+
+
+@dataclass
+class InferenceCase:
+    """One model at one square resolution, batch 1, measured in its own process.
+
+    ``keep_ratio``: fixed share of tokens each routed block sends to global attention;
+    ``tile_size``: decoder tile size (None = the config's, 0 = whole image at once).
+    """
+
+    model: str
+    size: int
+    device: str = "cpu"
+    dtype: str = "fp32"
+    keep_ratio: float = 0.25
+    tile_size: int | None = None
+    threads: int = 2
+    repeats: int = 3
+    seed: int = 0
+    max_seconds: float | None = None
+    opts: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "inference", **asdict(self)})
+
+
+@dataclass
+class TrainCase:
+    """Training steps (forward, backward, AdamW step) on random crops, in its own process.
+
+    ``teacher``: keep the config's distillation teacher (as in real MEMatte training).
+    """
+
+    model: str
+    teacher: bool = False
+    batch_size: int = 2
+    crop_size: int = 512
+    device: str = "cpu"
+    threads: int = 2
+    repeats: int = 3
+    seed: int = 0
+    opts: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "train", **asdict(self)})
+
+
+def case_from_json(text: str) -> InferenceCase | TrainCase:
+    """Inverse of ``to_json`` of either case type."""
+    data = json.loads(text)
+    kind = data.pop("kind")
+    return InferenceCase(**data) if kind == "inference" else TrainCase(**data)
+
+
+def synthetic_pair(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A random RGB uint8 image and a trimap (0/128/255): foreground disc, unknown ring, background.
+
+    The contents do not change the cost of a run (routing uses a fixed keep ratio) but keep
+    all three trimap codes present, as in real inputs.
+    """
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    radius = np.hypot(yy - size / 2, xx - size / 2) / size
+    trimap = np.zeros((size, size), np.uint8)
+    trimap[radius < 0.35] = 128
+    trimap[radius < 0.25] = 255
+    return image, trimap

@@ -1,0 +1,67 @@
+"""The benchmark CLI on tiny models: table, CSV and plot; failing cases reported, not raised."""
+
+import csv
+import math
+
+import matplotlib.image
+from bench_tiny import VITMATTE_OPTS
+
+from mematte_d2.benchmark.report import INFERENCE_COLUMNS
+from mematte_d2.cli.benchmark import main
+
+SIZE = 64
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_benchmark_writes_table_csv_and_plot(tmp_path):
+    out = tmp_path / "bench"
+    argv = ["--models", "mematte_s", "vitmatte_s", "--sizes", str(SIZE), "--repeats", "2",
+            "--threads", "1", "--tile-size", "0", "--keep-ratio", "0.25", "--output", str(out),
+            "--opts", *VITMATTE_OPTS]
+    assert main(argv) == 0
+
+    with open(out / "inference.csv", newline="") as f:
+        assert tuple(csv.DictReader(f).fieldnames) == INFERENCE_COLUMNS
+    rows = {r["model"]: r for r in _rows(out / "inference.csv")}
+    assert set(rows) == {"mematte_s", "vitmatte_s"}
+    tokens = (SIZE // 16) ** 2
+    for row in rows.values():
+        assert row["status"] == "ok", row
+        assert float(row["latency_s"]) > 0 and int(row["timed_runs"]) == 2
+        assert float(row["peak_memory_gb"]) >= float(row["memory_before_gb"]) > 0
+        assert int(row["tokens_total"]) == tokens and row["tile_size"] == "0"
+    # Every routed block of the tiny MEMatte (blocks 2 and 5) keeps ceil(0.25 * N) tokens.
+    assert rows["mematte_s"]["tokens_routed"] == ";".join([str(math.ceil(0.25 * tokens))] * 2)
+    assert rows["vitmatte_s"]["tokens_routed"] == ""
+
+    table = (out / "inference.md").read_text()
+    assert "keep ratio 0.25" in table and "| Model | Size |" in table
+    assert f"{math.ceil(0.25 * tokens)} / {tokens}" in table
+    assert "mematte_s / vitmatte_s" in table  # the ratio table
+    image = matplotlib.image.imread(out / "inference.png")
+    assert image.ndim == 3 and image.shape[0] > 100 and image[..., :3].std() > 0
+
+
+def test_failing_and_skipped_cases_are_reported_not_raised(tmp_path):
+    broken = tmp_path / "broken_model.py"
+    broken.write_text(
+        "from configs.common.models.vitmatte_s import model\n"
+        "model.decoder.img_chans = 3  # the model feeds it 4 channels: fails in forward\n"
+    )
+    out = tmp_path / "bench"
+    argv = ["--models", str(broken), "vitmatte_s", "--sizes", str(SIZE), "--repeats", "1",
+            "--threads", "1", "--tile-size", "0", "--skip", f"vitmatte_s@{SIZE}",
+            "--output", str(out), "--opts", *VITMATTE_OPTS]
+    assert main(argv) == 0
+    rows = _rows(out / "inference.csv")
+    assert [r["model"] for r in rows] == [str(broken), "vitmatte_s"]
+    assert rows[0]["status"].startswith("error:") and "DetailCapture" in rows[0]["status"]
+    assert rows[0]["latency_s"] == "" and rows[0]["peak_memory_gb"] == ""
+    assert rows[1]["status"].startswith("skipped")
+    table = (out / "inference.md").read_text()
+    assert "error:" in table and "skipped" in table
+    assert (out / "inference.png").is_file()

@@ -1,0 +1,37 @@
+"""Training benchmark on tiny models: MEMatte with and without its teacher, ViTMatte."""
+
+import csv
+
+from bench_tiny import MEMATTE_OPTS, VITMATTE_OPTS
+
+from mematte_d2.benchmark import TrainCase, run_case
+from mematte_d2.benchmark.report import TRAIN_COLUMNS, train_markdown, train_row
+from mematte_d2.cli.benchmark import main
+
+
+def test_train_benchmark_runs_mematte_with_and_without_teacher(tmp_path):
+    out = tmp_path / "bench"
+    argv = ["--train", "--models", "mematte_s", "--crop-size", "64", "--batch-size", "2",
+            "--repeats", "1", "--threads", "1", "--output", str(out), "--opts", *MEMATTE_OPTS]
+    assert main(argv) == 0
+    with open(out / "training.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == TRAIN_COLUMNS
+        rows = {r["teacher"]: r for r in reader}
+    assert set(rows) == {"True", "False"}
+    for row in rows.values():
+        assert row["status"] == "ok", row
+        assert float(row["iters_per_s"]) > 0 and float(row["peak_memory_gb"]) > 0
+        assert float(row["params_routing_m"]) > 0
+    # The teacher's weights are frozen; without it nothing is.
+    assert float(rows["True"]["params_frozen_m"]) > 0 == float(rows["False"]["params_frozen_m"])
+    assert rows["True"]["params_trainable_m"] == rows["False"]["params_trainable_m"]
+    assert "| Model | Teacher |" in (out / "training.md").read_text()
+
+
+def test_train_case_of_vitmatte_has_no_routing_parameters():
+    case = TrainCase(model="vitmatte_s", crop_size=64, repeats=1, threads=1, opts=VITMATTE_OPTS)
+    row = train_row(case, run_case(case))
+    assert row["status"] == "ok", row
+    assert row["params_routing_m"] == 0 and row["params_frozen_m"] == 0
+    assert "vitmatte_s | no | 2 x 64^2" in train_markdown([row])
