@@ -142,9 +142,9 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0  # label 0 is the background, never a candidate
     best = np.flatnonzero(sizes == sizes.max())
-    if best.size > 1:
+    if best.size > 1:  # the tied label owning the first column-major pixel of any tied label
         column_major = labels.T.ravel()
-        best = [min(best, key=lambda lab: int(np.argmax(column_major == lab)))]
+        best = column_major[[np.argmax(sizes[column_major] == sizes.max())]]
     return labels == best[0]
 
 
