@@ -167,8 +167,8 @@ def random_foreground(rng: np.random.Generator, height: int, width: int
     hair_weight = np.clip(hair - body, 0.0, 1.0)[:, :, None]
     fg = fg * (1 - hair_weight) + hair_colour * hair_weight
 
-    if rng.random() < 0.35:  # motion-blurred object: colour and matte move together
-        length = int(rng.integers(5, 16) * scale) | 1
+    if rng.random() < 0.3:  # motion-blurred object: colour and matte move together
+        length = int(rng.integers(3, 13) * scale) | 1
         kernel = _motion_kernel(rng, length)
         fg = cv2.filter2D(fg, -1, kernel, borderType=cv2.BORDER_REFLECT)
         alpha = cv2.filter2D(alpha, -1, kernel, borderType=cv2.BORDER_REFLECT)
