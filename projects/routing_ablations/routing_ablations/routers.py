@@ -49,7 +49,7 @@ class GlobalRouter(nn.Module):
 
     It can choose how many tokens an image routes but not which: in training every token draws
     its own Gumbel sample from the shared probability; at inference all tokens of an image tie
-    (argmax policies keep all or none; ratio policies then break ties by token position).
+    (argmax policies keep all or none; a ratio picks among the tied tokens arbitrarily).
     """
 
     def __init__(self, dim: int):

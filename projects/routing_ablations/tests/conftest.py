@@ -1,6 +1,5 @@
 """Puts the project on sys.path (as its configs do) and keeps runs small and deterministic."""
 
-import os
 import sys
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import torch
 PROJECT_DIR = str(Path(__file__).resolve().parents[1])
 if PROJECT_DIR not in sys.path:
     sys.path.insert(0, PROJECT_DIR)
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)
