@@ -20,8 +20,8 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import cv2
@@ -104,7 +104,8 @@ def generate_synthetic_dataset(out: str | os.PathLike, *, num_train: int, num_bg
     if out.exists():
         raise FileExistsError(f"{out} already exists; remove it or choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
     try:
         params = dict(num_train=num_train, num_bg=num_bg, num_test=num_test, size=size,
                       test_size=test_size, seed=seed)

@@ -146,3 +146,28 @@ def test_test_mapper_rejects_size_mismatch(tmp_path):
     register_matting_dataset(name, **dirs)
     with pytest.raises(ValueError, match=r"trimap/im0\.png is 37x52"):
         MattingTestMapper()(DatasetCatalog.get(name)[0])
+
+
+def test_custom_set_trains_and_evaluates_through_config_overrides(tmp_path):
+    from detectron2.config import LazyCall as L
+    from detectron2.config import LazyConfig, instantiate
+    from omegaconf import OmegaConf
+
+    train, test = unique_name("cfg_train"), unique_name("cfg_test")
+    register_matting_dataset(train, **write_composition_set(tmp_path / "tr"), bg_per_fg=2)
+    register_matting_dataset(test, **write_evaluation_set(tmp_path / "te"))
+    dataloader = OmegaConf.create()
+    dataloader.train = L(build_matting_train_loader)(
+        dataset="synthetic_train",
+        mapper=L(MattingTrainMapper)(dataset_names="synthetic_train", crop_size=512),
+        total_batch_size=16, num_workers=4)
+    dataloader.test = L(build_matting_test_loader)(dataset="synthetic_test", num_workers=4)
+    cfg = OmegaConf.create({"dataloader": dataloader})
+    cfg = LazyConfig.apply_overrides(cfg, [
+        f"dataloader.train.dataset={train}", f"dataloader.train.mapper.dataset_names={train}",
+        f"dataloader.train.mapper.crop_size={CROP}", "dataloader.train.total_batch_size=2",
+        "dataloader.train.num_workers=0", f"dataloader.test.dataset={test}",
+        "dataloader.test.num_workers=0"])
+    (batch,) = itertools.islice(iter(instantiate(cfg.dataloader.train)), 1)
+    assert len(batch) == 2 and batch[0]["image"].shape == (3, CROP, CROP)
+    assert [b[0]["image_id"] for b in instantiate(cfg.dataloader.test)] == ["im0", "im1"]
