@@ -14,7 +14,7 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.solver import LRMultiplier
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 
 from mematte_d2.checkpoint import (
@@ -70,6 +70,21 @@ def train_dataset_names(cfg: DictConfig) -> list[str]:
     """``dataloader.train.dataset``: one registered name or a list of names."""
     names = cfg.dataloader.train.get("dataset")
     return [names] if isinstance(names, str) else list(names or [])
+
+
+def _instantiate_with(node: DictConfig, **changes):
+    """instantiate(node) with some arguments replaced, leaving the config unchanged."""
+    saved = {k: node[k] for k in changes if k in node}
+    try:
+        for key, value in changes.items():
+            node[key] = value
+        return instantiate(node)
+    finally:
+        for key in changes:
+            if key in saved:
+                node[key] = saved[key]
+            else:
+                del node[key]
 
 
 class MattingTrainer(DefaultTrainer):
@@ -184,16 +199,14 @@ class MattingTrainer(DefaultTrainer):
 
     @classmethod
     def build_test_loader(cls, cfg: DictConfig, dataset_name: str):
-        test = OmegaConf.to_container(cfg.dataloader.test, resolve=False)
-        test["dataset"] = dataset_name
-        return instantiate(OmegaConf.create(test))
+        return _instantiate_with(cfg.dataloader.test, dataset=dataset_name)
 
     @classmethod
     def build_evaluator(cls, cfg: DictConfig, dataset_name: str, output_dir: str | None = None):
-        evaluator = OmegaConf.to_container(cfg.dataloader.evaluator, resolve=False)
-        evaluator["dataset_name"] = dataset_name
-        evaluator["output_dir"] = output_dir or f"{cfg.train.output_dir}/inference/{dataset_name}"
-        return instantiate(OmegaConf.create(evaluator))
+        output_dir = output_dir or f"{cfg.train.output_dir}/inference/{dataset_name}"
+        return _instantiate_with(
+            cfg.dataloader.evaluator, dataset_name=dataset_name, output_dir=output_dir
+        )
 
     @classmethod
     def test(cls, cfg: DictConfig, model: torch.nn.Module, evaluators=None) -> OrderedDict:

@@ -1,0 +1,30 @@
+"""Data loading shared by the data-set configs; each config fills in names and crop size."""
+
+from detectron2.config import LazyCall as L
+from omegaconf import OmegaConf
+
+from mematte_d2.data import (
+    MattingTestMapper,
+    MattingTrainMapper,
+    build_matting_test_loader,
+    build_matting_train_loader,
+)
+from mematte_d2.evaluation import MattingEvaluator
+
+
+def matting_dataloader(train: str, test: str, crop_size: int = 512, total_batch_size: int = 32,
+                       num_workers: int = 4):
+    """``dataloader`` node: GCA-style training crops from `train`, full-size test on `test`."""
+    dataloader = OmegaConf.create()
+    dataloader.train = L(build_matting_train_loader)(
+        dataset=train,
+        mapper=L(MattingTrainMapper)(dataset_names=train, crop_size=crop_size),
+        total_batch_size=total_batch_size,
+        num_workers=num_workers,
+        seed=None,  # None: train.seed
+    )
+    dataloader.test = L(build_matting_test_loader)(
+        dataset=test, mapper=L(MattingTestMapper)(), num_workers=2
+    )
+    dataloader.evaluator = L(MattingEvaluator)(dataset_name=test, save_predictions=False)
+    return dataloader

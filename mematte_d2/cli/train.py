@@ -1,0 +1,84 @@
+"""Train or evaluate from a LazyConfig with detectron2's command line and ``launch`` (DDP)."""
+
+import os
+import sys
+
+from detectron2.config import LazyConfig
+from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.utils import comm
+
+from mematte_d2.checkpoint import CheckpointError, load_matting_weights
+from mematte_d2.engine import (
+    ConfigKeyError,
+    MattingTrainer,
+    apply_overrides,
+    check_datasets,
+    test_dataset_names,
+)
+
+EPILOG = """
+Examples:
+  Train MEMatte-S on Composition-1K with 2 GPUs from ViTMatte-S weights:
+    %(prog)s --config-file configs/Composition-1K/mematte_s_topk0.25.py --num-gpus 2 \\
+        train.init_checkpoint=/path/to/ViTMatte_S_Com.pth
+  Evaluate a checkpoint:
+    %(prog)s --config-file configs/Composition-1K/mematte_s_topk0.25.py --eval-only \\
+        train.init_checkpoint=output/comp1k_mematte_s_topk0.25/model_final.pth
+  On a machine without CUDA, --num-gpus N starts N CPU processes (gloo).
+"""
+
+
+def load_config(args):
+    """The config file with the command line's ``key=value`` overrides (unknown keys refused)."""
+    cfg = LazyConfig.load(args.config_file)
+    return apply_overrides(cfg, args.opts)
+
+
+def evaluate(cfg) -> dict:
+    """``--eval-only``: build the model, load ``train.init_checkpoint`` strictly, evaluate."""
+    if not cfg.train.get("init_checkpoint"):
+        raise ValueError("--eval-only needs weights: add train.init_checkpoint=/path/to/model.pth")
+    check_datasets(test_dataset_names(cfg))
+    model = MattingTrainer.build_model(cfg)
+    load_matting_weights(model, cfg.train.init_checkpoint)
+    model.eval()
+    return MattingTrainer.test(cfg, model)
+
+
+def main(args):
+    cfg = load_config(args)
+    default_setup(cfg, args)
+    if args.eval_only:
+        return evaluate(cfg)
+    trainer = MattingTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = default_argument_parser(epilog=EPILOG)
+    args = parser.parse_args(argv)
+    if not args.config_file:
+        parser.error("--config-file is required")
+    load_config(args)  # fail on a bad file or key here, before any process is started
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Console entry point: errors in the setup print one line instead of a traceback."""
+    try:
+        return run(argv)
+    except (ConfigKeyError, CheckpointError, FileNotFoundError, KeyError, ValueError) as exc:
+        if os.environ.get("MEMATTE_TRACEBACK"):
+            raise
+        if comm.is_main_process():
+            print(f"error: {exc}\n(set MEMATTE_TRACEBACK=1 for the traceback)", file=sys.stderr)
+        return 2
