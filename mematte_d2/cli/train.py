@@ -6,6 +6,7 @@ import sys
 from detectron2.config import LazyConfig
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from mematte_d2.checkpoint import CheckpointError, load_matting_weights
 from mematte_d2.engine import (
@@ -48,6 +49,7 @@ def evaluate(cfg) -> dict:
 def main(args):
     cfg = load_config(args)
     default_setup(cfg, args)
+    setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="mematte_d2")
     if args.eval_only:
         return evaluate(cfg)
     trainer = MattingTrainer(cfg)

@@ -3,9 +3,8 @@
 from .config import ConfigKeyError, apply_overrides
 from .hooks import MattingVisualizer, unwrap_model
 from .optim import ViTLayerDecay
-from .schedule import warmup_multistep
+from .schedule import FractionalMultiStep, warmup_multistep
 from .step import MattingStepRunner
-from .train_loader import build_resumable_train_loader
 from .trainer import (
     MattingTrainer,
     check_datasets,
@@ -16,12 +15,12 @@ from .trainer import (
 
 __all__ = [
     "ConfigKeyError",
+    "FractionalMultiStep",
     "MattingStepRunner",
     "MattingTrainer",
     "MattingVisualizer",
     "ViTLayerDecay",
     "apply_overrides",
-    "build_resumable_train_loader",
     "check_datasets",
     "resolve_device",
     "test_dataset_names",

@@ -1,11 +1,33 @@
 """Learning-rate schedules of the recipes, defined relative to the run length."""
 
+import bisect
 from collections.abc import Sequence
 
 from detectron2.solver import WarmupParamScheduler
-from fvcore.common.param_scheduler import MultiStepParamScheduler
+from fvcore.common.param_scheduler import ParamScheduler
 
-__all__ = ["warmup_multistep"]
+__all__ = ["FractionalMultiStep", "warmup_multistep"]
+
+
+class FractionalMultiStep(ParamScheduler):
+    """``values[i]`` from training fraction ``milestones[i - 1]`` on (``values[0]`` before)."""
+
+    def __init__(self, values: Sequence[float], milestones: Sequence[float]):
+        if len(values) != len(milestones) + 1:
+            raise ValueError(
+                f"lr schedule: {len(values)} values need {len(values) - 1} milestones, "
+                f"got {len(milestones)}"
+            )
+        if any(not 0 < m < 1 for m in milestones) or list(milestones) != sorted(milestones):
+            raise ValueError(
+                f"lr schedule: milestones must be increasing fractions in (0, 1): "
+                f"{list(milestones)}"
+            )
+        self.values = list(values)
+        self.milestones = list(milestones)
+
+    def __call__(self, where: float) -> float:
+        return self.values[bisect.bisect_right(self.milestones, where)]
 
 
 def warmup_multistep(
@@ -20,20 +42,10 @@ def warmup_multistep(
     Milestones are fractions of training (e.g. epoch 6 of 30 = 0.2), so overriding
     ``train.max_iter`` keeps the schedule's shape.
     """
-    if len(values) != len(milestones) + 1:
-        raise ValueError(
-            f"lr schedule: {len(values)} values need {len(values) - 1} milestones, "
-            f"got {len(milestones)}"
-        )
-    if any(not 0 < m < 1 for m in milestones) or list(milestones) != sorted(milestones):
-        raise ValueError(f"lr schedule: milestones must be increasing fractions in (0, 1): "
-                         f"{list(milestones)}")
-    steps = [max(1, int(m * max_iter)) for m in milestones]
-    if len(set(steps)) != len(steps) or steps[-1] >= max_iter:
-        raise ValueError(f"lr schedule: max_iter={max_iter} is too short for milestones "
-                         f"{list(milestones)}")
+    if max_iter < 1:
+        raise ValueError(f"lr schedule: train.max_iter must be positive, got {max_iter}")
     return WarmupParamScheduler(
-        MultiStepParamScheduler(values=list(values), milestones=steps, num_updates=max_iter),
+        FractionalMultiStep(values, milestones),
         warmup_factor=warmup_factor,
         warmup_length=min(1.0, warmup_iters / max_iter),
     )

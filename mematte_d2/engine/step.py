@@ -7,7 +7,7 @@ import torch
 from detectron2.engine import SimpleTrainer
 from detectron2.utils import comm
 
-from .train_loader import sample_seed
+from mematte_d2.data.resumable import sample_seed
 
 __all__ = ["MattingStepRunner", "autocast_dtype"]
 

@@ -8,7 +8,7 @@ from collections import OrderedDict
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import instantiate
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import DefaultTrainer, TrainerBase, default_writers, hooks
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.solver import LRMultiplier
@@ -59,9 +59,13 @@ def check_datasets(names: list[str]) -> None:
     """Fail early when a data set is not registered or its files are missing."""
     for name in names:
         if name not in DatasetCatalog.list():
+            matting = [
+                n for n in DatasetCatalog.list()
+                if MetadataCatalog.get(n).get("evaluator_type") == "matting"
+            ]
             raise KeyError(
-                f"data set {name!r} is not registered; registered sets: "
-                f"{', '.join(sorted(DatasetCatalog.list()))}"
+                f"data set {name!r} is not registered; registered matting sets: "
+                f"{', '.join(sorted(matting))} (see mematte_d2.data.register_matting_dataset)"
             )
         DatasetCatalog.get(name)
 
@@ -195,7 +199,12 @@ class MattingTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg: DictConfig):
-        return instantiate(cfg.dataloader.train)
+        """``dataloader.train``; a loader ``seed`` left at None takes ``train.seed``."""
+        node = cfg.dataloader.train
+        seed = cfg.train.get("seed", -1)
+        if "seed" in node and node.seed is None and seed is not None and seed >= 0:
+            return _instantiate_with(node, seed=seed)
+        return instantiate(node)
 
     @classmethod
     def build_test_loader(cls, cfg: DictConfig, dataset_name: str):

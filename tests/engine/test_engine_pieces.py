@@ -7,12 +7,12 @@ import torch
 from detectron2.config import LazyConfig, instantiate
 from detectron2.utils.events import EventStorage
 
+from mematte_d2.data.resumable import build_resumable_train_loader
 from mematte_d2.engine import (
     ConfigKeyError,
     MattingStepRunner,
     ViTLayerDecay,
     apply_overrides,
-    build_resumable_train_loader,
     warmup_multistep,
 )
 
@@ -65,8 +65,9 @@ def test_schedule_follows_max_iter():
     assert sched(0.9) == pytest.approx(0.01)
     with pytest.raises(ValueError, match="milestones"):
         warmup_multistep(1000, [0.8, 0.5], [1.0, 0.1, 0.01])
-    with pytest.raises(ValueError, match="too short"):
-        warmup_multistep(2, [0.5, 0.6], [1.0, 0.1, 0.01])
+    with pytest.raises(ValueError, match="values"):
+        warmup_multistep(1000, [0.5], [1.0, 0.1, 0.01])
+    assert warmup_multistep(1, [0.5, 0.6], [1.0, 0.1, 0.01], warmup_iters=0)(0.0) == 1.0
 
 
 def test_layer_decay_groups_of_the_recipe():

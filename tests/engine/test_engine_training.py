@@ -1,0 +1,188 @@
+"""MattingTrainer end to end on a tiny synthetic set: training, DDP, resume, eval-only, errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from detectron2.config import LazyConfig
+from detectron2.engine import launch
+from engine_tiny import (
+    QUICK,
+    REPO,
+    TINY_OPTS,
+    cli_env,
+    register_tiny_sets,
+    tiny_in_process_opts,
+)
+
+from mematte_d2.checkpoint import CheckpointError
+from mematte_d2.engine import MattingTrainer, apply_overrides
+
+TRAIN_NET = str(REPO / "tools/lazyconfig_train_net.py")
+
+
+def _cfg(output_dir: Path, *extra: str):
+    return apply_overrides(LazyConfig.load(QUICK), tiny_in_process_opts(output_dir) + list(extra))
+
+
+def _total_losses(output_dir: Path) -> list[float]:
+    lines = (output_dir / "metrics.json").read_text().splitlines()
+    return [json.loads(line)["total_loss"] for line in lines if "total_loss" in line]
+
+
+def test_loss_decreases_and_teacherless_routing_trains(tiny_datasets_root, tmp_path):
+    cfg = _cfg(tmp_path, "train.max_iter=60", "train.eval_period=0", "optimizer.lr=2e-3",
+               "train.checkpointer.period=1000")
+    trainer = MattingTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    results = trainer.train()
+    losses = _total_losses(tmp_path)
+    assert len(losses) == 60
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    assert (tmp_path / "model_final.pth").is_file()
+    assert set(results["matting"]) >= {"SAD", "MSE_x1e3", "Grad", "Conn", "keep_ratio"}
+    assert (tmp_path / "inference/engine_tiny_test/matting_per_image.csv").is_file()
+
+
+def test_router_refiner_policy_swap_by_name(tiny_datasets_root, tmp_path):
+    cfg = _cfg(
+        tmp_path,
+        "model.backbone.router=LocalRouter",
+        "model.backbone.refiner=MLPRefiner",
+        "model.backbone.routing_policy=FixedTopK",
+        "train.max_iter=1",
+    )
+    trainer = MattingTrainer(cfg)
+    backbone = trainer.model.backbone
+    assert type(backbone.routers[0]).__name__ == "LocalRouter"
+    assert type(backbone.blocks[1].efficient_block).__name__ == "MLPRefiner"
+    assert type(backbone.routing_policy).__name__ == "FixedTopK"
+
+
+def test_teacher_is_frozen_and_outside_the_optimizer(tiny_datasets_root, tmp_path):
+    cfg = _cfg(tmp_path, "train.max_iter=2")
+    vitmatte = LazyConfig.load(str(REPO / "configs/common/models/vitmatte_s.py"))
+    cfg.model.teacher_backbone = vitmatte.model.backbone
+    cfg.model.teacher_backbone.update(
+        embed_dim=32, num_heads=2, depth=4, window_size=4, window_block_indexes=[0, 2],
+        residual_block_indexes=[1, 3]
+    )
+    trainer = MattingTrainer(cfg)
+    teacher = trainer.model.teacher_backbone
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    optimized = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert not any(id(p) in optimized for p in teacher.parameters())
+    trainer.train()
+    assert not teacher.training
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+
+
+def _ddp_worker(output_dir: str, datasets: str) -> None:
+    register_tiny_sets(Path(datasets))
+    cfg = _cfg(Path(output_dir), "train.max_iter=3", "train.eval_period=0",
+               "train.checkpointer.period=1000")
+    trainer = MattingTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    rank = torch.distributed.get_rank()
+    params = {k: v.detach().clone() for k, v in trainer.model.module.named_parameters()}
+    torch.save(params, Path(output_dir) / f"params_rank{rank}.pt")
+
+
+def test_two_process_gloo_training_keeps_ranks_identical(tiny_datasets_root, tmp_path):
+    launch(_ddp_worker, 2, dist_url="auto", args=(str(tmp_path), str(tiny_datasets_root)))
+    rank0 = torch.load(tmp_path / "params_rank0.pt")
+    rank1 = torch.load(tmp_path / "params_rank1.pt")
+    assert rank0.keys() == rank1.keys()
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    assert (tmp_path / "model_final.pth").is_file()
+
+
+def _cli(args: list[str], env: dict, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, TRAIN_NET, "--config-file", QUICK, *args],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=600, **kwargs,
+    )
+
+
+def _cli_opts(output_dir: Path, max_iter: int) -> list[str]:
+    return TINY_OPTS + [
+        f"train.output_dir={output_dir}",
+        f"train.max_iter={max_iter}",
+        "train.checkpointer.period=20",
+        "train.eval_period=0",
+    ]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_uninterrupted_run(tiny_datasets_root, tmp_path):
+    env = cli_env(tiny_datasets_root)
+    straight = tmp_path / "straight"
+    done = _cli(_cli_opts(straight, 200), env)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, TRAIN_NET, "--config-file", QUICK, *_cli_opts(killed, 200)],
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 600
+    while not (killed / "last_checkpoint").is_file() and proc.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)  # mid-run, maybe mid-write of a later checkpoint
+    proc.wait()
+    assert not (killed / "model_final.pth").exists(), "the run finished before it was killed"
+    resumed = _cli(["--resume", *_cli_opts(killed, 200)], env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resumed from" in resumed.stderr + resumed.stdout
+
+    a = torch.load(straight / "model_final.pth", weights_only=False)["model"]
+    b = torch.load(killed / "model_final.pth", weights_only=False)["model"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_eval_only_prints_metrics_and_bad_inputs_stop_early(tiny_datasets_root, tmp_path):
+    env = cli_env(tiny_datasets_root)
+    trained = tmp_path / "trained"
+    run = _cli(_cli_opts(trained, 2), env)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    weights = trained / "model_final.pth"
+    evaluated = _cli(
+        ["--eval-only", *TINY_OPTS, f"train.output_dir={tmp_path / 'eval'}",
+         f"train.init_checkpoint={weights}"], env
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "copypaste: SAD,MSE_x1e3,Grad,Conn" in evaluated.stderr + evaluated.stdout
+    metrics_file = tmp_path / "eval/inference/synthetic_test/matting_metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["metrics"]["num_images"] == 2
+
+    typo = _cli([*TINY_OPTS, "train.max_iters=5"], env)
+    assert typo.returncode == 2 and "'train.max_iters' does not exist" in typo.stderr
+
+    missing = _cli([*TINY_OPTS, f"train.output_dir={tmp_path / 'missing'}"],
+                   cli_env(tmp_path / "nowhere"))
+    assert missing.returncode == 2, missing.stderr[-2000:]
+    assert f"{tmp_path / 'nowhere/synthetic/train/fg'}" in missing.stderr
+    assert not (tmp_path / "missing/metrics.json").exists()
+
+
+def test_checkpoint_of_another_architecture_is_refused(tiny_datasets_root, tmp_path):
+    wide = MattingTrainer.build_model(_cfg(tmp_path, "model.backbone.embed_dim=64",
+                                           "model.decoder.in_chans=64"))
+    path = tmp_path / "wide.pth"
+    torch.save({"model": wide.state_dict()}, path)
+    cfg = _cfg(tmp_path / "run", f"train.init_checkpoint={path}", "train.max_iter=1")
+    trainer = MattingTrainer(cfg)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        trainer.resume_or_load(resume=False)
+    assert trainer.iter == 0
