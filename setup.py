@@ -27,12 +27,16 @@ setup(
         "tensorboard>=2.10",
         "matplotlib>=3.7",
         "pymatting>=1.1",
+        "pillow>=10",
+        "hydra-core>=1.1",
     ],
     entry_points={
         "console_scripts": [
             "mematte-predict=mematte_d2.cli.predict:main",
             "mematte-convert-checkpoint=mematte_d2.cli.convert_checkpoint:main",
             "mematte-evaluate-folder=mematte_d2.cli.evaluate_folder:main",
+            "mematte-train=mematte_d2.cli.train:cli",
+            "mematte-demo=mematte_d2.cli.demo:main",
         ]
     },
 )
