@@ -22,7 +22,8 @@ from mematte_d2.data.synthetic import ensure_synthetic_dataset
 from mematte_d2.engine import MattingTrainer, apply_overrides, test_dataset_names
 from mematte_d2.engine.visualize import matting_sheet_row, stack_rows
 
-CONFIG = "configs/quick_schedules/mematte_tiny_synthetic.py"
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = str(REPO / "configs/quick_schedules/mematte_tiny_synthetic.py")
 METRICS = ("SAD", "MSE_x1e3", "Grad", "Conn")
 
 

@@ -186,3 +186,20 @@ def test_checkpoint_of_another_architecture_is_refused(tiny_datasets_root, tmp_p
     with pytest.raises(CheckpointError, match="does not fit"):
         trainer.resume_or_load(resume=False)
     assert trainer.iter == 0
+
+
+def test_demo_job_reports_before_and_after(tiny_datasets_root, tmp_path):
+    out = tmp_path / "demo"
+    run = subprocess.run(
+        [sys.executable, str(REPO / "tools/run_demo.py"), "--output", str(out), *TINY_OPTS,
+         "train.max_iter=60", "train.eval_period=0", "optimizer.lr=2e-3"],
+        env=cli_env(tiny_datasets_root), cwd=tmp_path, capture_output=True, text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["after_training"]["SAD"] < report["before_training"]["SAD"]
+    assert "iteration 60" in run.stdout and str(out / "report_sheet.png") in run.stdout
+    sheet = (out / "report_sheet.png").read_bytes()
+    assert sheet.startswith(b"\x89PNG")
+    assert (out / "inference/synthetic_test/matting_per_image.csv").is_file()
