@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 import torch
 from detectron2.config import LazyConfig
@@ -203,3 +204,19 @@ def test_demo_job_reports_before_and_after(tiny_datasets_root, tmp_path):
     sheet = (out / "report_sheet.png").read_bytes()
     assert sheet.startswith(b"\x89PNG")
     assert (out / "inference/synthetic_test/matting_per_image.csv").is_file()
+
+
+def test_visualizer_logs_routing_sheets(tiny_datasets_root, tmp_path):
+    cfg = _cfg(tmp_path, "train.max_iter=2", "train.vis_period=1", "train.eval_period=0",
+               "train.checkpointer.period=1000")
+    trainer = MattingTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    sheets = sorted((tmp_path / "vis").glob("iter_*.png"))
+    assert [p.name for p in sheets] == ["iter_0000001.png", "iter_0000002.png"]
+    sheet = cv2.imread(str(sheets[-1]))
+    routers = len(trainer.model.backbone.routers)
+    # two 80 px test images; per row: image, trimap, alpha, ground truth, one map per router
+    assert sheet.shape[0] == 2 * (80 + 4)
+    assert sheet.shape[1] == (4 + routers) * 80 + (3 + routers) * 4
+    assert list(tmp_path.glob("events.out.tfevents.*"))
