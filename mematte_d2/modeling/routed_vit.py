@@ -186,13 +186,17 @@ class RoutedBlock(Block):
     def forward_eval(self, x: Tensor, keep: Tensor) -> Tensor:
         """Refiner on all tokens, global attention among each image's kept tokens only."""
         b, h, w, c = x.shape
-        mixed = self.efficient_block(x).reshape(b, h * w, c).clone()
-        normed = self.norm1(x).reshape(b, h * w, c)
+        tokens = x.reshape(b, h * w, c)
+        mixed = self.efficient_block(x).reshape(b, h * w, c)
+        if mixed.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+            mixed = mixed.clone()  # a refiner returning (a view of) its input: keep x intact
         for i in range(b):
             index = keep[i].nonzero().squeeze(1)
             if index.numel() == 0:
                 continue
-            mixed[i, index] = self.attn.forward_tokens(normed[i, index].unsqueeze(0))[0]
+            # LayerNorm is per token: normalising only the gathered tokens gives the same values.
+            kept = self.norm1(tokens[i].index_select(0, index)).unsqueeze(0)
+            mixed[i].index_copy_(0, index, self.attn.forward_tokens(kept)[0])
         return self.finish(x + mixed.reshape(b, h, w, c))
 
 

@@ -39,6 +39,13 @@ def _check_tiling(tile_size: int, context: int, stride: int) -> None:
         )
 
 
+def _padded_extent(size: int, num_tiles: int, tile_size: int, margin: int | None) -> int:
+    """How far the crops of one axis reach: whole tiles, or only ``margin`` pixels beyond the
+    image when the decoder cannot see further than that."""
+    whole = num_tiles * tile_size
+    return whole if margin is None else min(whole, size + margin)
+
+
 def tiled_decode(
     decoder: Decoder,
     features: torch.Tensor,
@@ -50,6 +57,12 @@ def tiled_decode(
     """Decode ``features`` [B, C, H/stride, W/stride] with ``images`` [B, c, H, W] tile by tile.
 
     Returns [B, 1, H, W]. ``tile_size=0`` decodes the whole image in one call.
+
+    The result is that of decoding the input zero-padded to whole tiles. When the decoder
+    states a ``receptive_radius`` (pixels an output can depend on, padding effects included)
+    of at most ``context``, the zero padding beyond ``context`` pixels past the image cannot
+    reach any output inside the image, so it is neither built nor decoded: same values, less
+    work on images that are not a multiple of the tile size.
     """
     height, width = images.shape[-2:]
     if (features.shape[-2] * stride, features.shape[-1] * stride) != (height, width):
@@ -61,15 +74,22 @@ def tiled_decode(
         return decoder(features, images)
     _check_tiling(tile_size, context, stride)
     rows, cols = -(-height // tile_size), -(-width // tile_size)
-    pad_h, pad_w = rows * tile_size - height, cols * tile_size - width
-    images = F.pad(images, (0, pad_w, 0, pad_h))
-    features = F.pad(features, (0, pad_w // stride, 0, pad_h // stride))
-    out = images.new_zeros(images.shape[0], 1, rows * tile_size, cols * tile_size)
+    radius = getattr(decoder, "receptive_radius", None)
+    margin = context if radius is not None and radius <= context else None
+    padded_h = _padded_extent(height, rows, tile_size, margin)
+    padded_w = _padded_extent(width, cols, tile_size, margin)
+    if (padded_h, padded_w) != (height, width):  # F.pad copies even when padding nothing
+        pad_h, pad_w = padded_h - height, padded_w - width
+        images = F.pad(images, (0, pad_w, 0, pad_h))
+        features = F.pad(features, (0, pad_w // stride, 0, pad_h // stride))
+    out = images.new_empty(images.shape[0], 1, height, width)
     for y0, y1, oy0, oy1 in tile_windows(rows, tile_size, context):
+        y1, oy1 = min(y1, padded_h), min(oy1, height)
         for x0, x1, ox0, ox1 in tile_windows(cols, tile_size, context):
+            x1, ox1 = min(x1, padded_w), min(ox1, width)
             pred = decoder(
                 features[..., y0 // stride : y1 // stride, x0 // stride : x1 // stride],
                 images[..., y0:y1, x0:x1],
             )
             out[..., oy0:oy1, ox0:ox1] = pred[..., oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0]
-    return out[..., :height, :width]
+    return out

@@ -16,6 +16,24 @@ from torch import Tensor, nn
 
 # Largest number of attention-bias elements built at once; larger problems are chunked by query.
 MAX_BIAS_ELEMENTS = 1 << 24
+# Without autograd, the MLP and window attention of large inputs run on slices of about this
+# many intermediate elements (32 MB in fp32), which bounds their buffers; results are unchanged.
+CHUNK_ELEMENTS = 1 << 23
+
+
+def map_in_chunks(fn, x: Tensor, rows: int) -> Tensor:
+    """``fn(x)`` for a row-wise ``fn``, evaluated on slices of ``rows`` along dim 0 when no
+    gradient is being recorded (with autograd every slice's buffers would be kept anyway)."""
+    rows = max(1, rows)
+    if torch.is_grad_enabled() or x.shape[0] <= rows:
+        return fn(x)
+    first = fn(x[:rows])
+    out = first.new_empty((x.shape[0], *first.shape[1:]))
+    out[:rows] = first
+    del first
+    for start in range(rows, x.shape[0], rows):
+        out[start : start + rows] = fn(x[start : start + rows])
+    return out
 
 
 class PatchEmbed(nn.Module):
@@ -31,7 +49,9 @@ class PatchEmbed(nn.Module):
             raise ValueError(
                 f"PatchEmbed expects [B, {self.in_chans}, H, W], got shape {tuple(x.shape)}"
             )
-        return self.proj(x).permute(0, 2, 3, 1)
+        # Contiguous [B, h, w, C]: residual additions keep the layout of their first operand,
+        # so a permuted view here would make every later LayerNorm / Linear copy its input.
+        return self.proj(x).permute(0, 2, 3, 1).contiguous()
 
 
 def resize_abs_pos(pos_embed: Tensor, has_cls_token: bool, hw: tuple[int, int]) -> Tensor:
@@ -204,7 +224,7 @@ def window_unpartition(
     b = windows.shape[0] // ((hp // window_size) * (wp // window_size))
     x = windows.reshape(b, hp // window_size, wp // window_size, window_size, window_size, c)
     x = x.permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
-    return x[:, :h, :w].contiguous()
+    return x[:, :h, :w]  # the residual addition that follows copies it anyway
 
 
 class Mlp(nn.Module):
@@ -217,7 +237,10 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        tokens = x.reshape(-1, x.shape[-1])
+        rows = CHUNK_ELEMENTS // self.fc1.out_features
+        out = map_in_chunks(lambda t: self.fc2(self.act(self.fc1(t))), tokens, rows)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 class LayerNorm2d(nn.Module):
@@ -230,10 +253,10 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
+        # One fused layer_norm over the channels of the [B, H, W, C] view: the encoders hand
+        # channels-last tensors in, so the view is contiguous and the output stays channels-last.
+        out = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        return out.permute(0, 3, 1, 2)
 
 
 class ResidualBottleneck(nn.Module):
@@ -303,8 +326,13 @@ class Block(nn.Module):
             return self.attn(x)
         h, w = x.shape[1:3]
         windows, padded_hw = window_partition(x, self.window_size)
-        windows = self.attn(windows)
+        windows = map_in_chunks(self.attn, windows, CHUNK_ELEMENTS // self._window_elements(x))
         return window_unpartition(windows, self.window_size, padded_hw, (h, w))
+
+    def _window_elements(self, x: Tensor) -> int:
+        """Intermediate elements of one window's attention: qkv and output, scores and bias."""
+        tokens = self.window_size**2
+        return tokens * (4 * x.shape[-1] + 2 * self.attn.num_heads * tokens)
 
     def finish(self, x: Tensor) -> Tensor:
         """MLP sub-block and the optional conv bottleneck."""
