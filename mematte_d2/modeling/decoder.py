@@ -14,8 +14,27 @@ from torch.nn import functional as F
 __all__ = ["ConvBNReLU", "ConvStream", "FusionBlock", "MattingHead", "DetailCapture"]
 
 
+def folded_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of one conv computing ``bn(conv(x))`` with the BatchNorm's running
+    statistics (eval mode): equal up to float rounding, one pass over the activations less."""
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    bias = -bn.running_mean * scale
+    if bn.bias is not None:
+        bias = bias + bn.bias
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    return conv.weight * scale[:, None, None, None], bias
+
+
+def uses_running_stats(bn: nn.BatchNorm2d) -> bool:
+    """True when ``bn`` normalises with its running statistics (eval mode), i.e. is foldable."""
+    return not bn.training and bn.running_mean is not None and bn.running_var is not None
+
+
 class ConvBNReLU(nn.Module):
-    """3x3 conv (no bias) + BatchNorm + ReLU."""
+    """3x3 conv (no bias) + BatchNorm + ReLU (in eval mode as one conv with the BN folded in)."""
 
     def __init__(self, in_chans: int, out_chans: int, stride: int = 1):
         super().__init__()
@@ -24,7 +43,24 @@ class ConvBNReLU(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.conv(x)))
+        if not uses_running_stats(self.bn):
+            return self.relu(self.bn(self.conv(x)))
+        weight, bias = folded_batchnorm(self.conv, self.bn)
+        return F.relu(self._conv(x, weight, bias), inplace=True)
+
+    def forward_concat(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """``forward(torch.cat([first, second], 1))``; in eval mode as two convs on the parts,
+        which never builds the concatenation (a full-resolution copy in the decoder)."""
+        if not uses_running_stats(self.bn):
+            return self(torch.cat([first, second], dim=1))
+        weight, bias = folded_batchnorm(self.conv, self.bn)
+        split = first.shape[1]
+        out = self._conv(second, weight[:, split:], bias)
+        out += self._conv(first, weight[:, :split], None)
+        return F.relu(out, inplace=True)
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+        return F.conv2d(x, weight, bias, self.conv.stride, self.conv.padding)
 
 
 class ConvStream(nn.Module):
@@ -52,11 +88,8 @@ class FusionBlock(nn.Module):
         self.conv = ConvBNReLU(in_chans, out_chans, stride=1)
 
     def forward(self, features: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
-        # The upsampled map is not kept alive during the conv (it is the largest buffer).
-        return self.conv(torch.cat(
-            [detail, F.interpolate(features, scale_factor=2, mode="bilinear", align_corners=False)],
-            dim=1,
-        ))
+        up = F.interpolate(features, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.conv.forward_concat(detail, up)
 
 
 class MattingHead(nn.Module):
@@ -72,7 +105,11 @@ class MattingHead(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.matting_convs(x)
+        conv, bn, _, out = self.matting_convs
+        if not uses_running_stats(bn):
+            return self.matting_convs(x)
+        weight, bias = folded_batchnorm(conv, bn)
+        return out(F.relu(F.conv2d(x, weight, bias, conv.stride, conv.padding), inplace=True))
 
 
 class DetailCapture(nn.Module):

@@ -106,3 +106,31 @@ def test_routed_block_eval_matches_attention_on_the_kept_tokens_scattered_over_t
         mixed[0, index] = block.attn.forward_tokens(normed[0, index][None])[0]
         expected = block.finish(x + mixed.reshape(2, 6, 7, 32))
     torch.testing.assert_close(out, expected)
+
+
+def _reference_decode(decoder: DetailCapture, features, images):
+    """The decoder written out plainly: separate BatchNorms and concatenations."""
+    def conv_bn_relu(block, x):
+        return F.relu(block.bn(block.conv(x)))
+
+    details = [images]
+    for block in decoder.convstream.convs:
+        details.append(conv_bn_relu(block, details[-1]))
+    x = features
+    for i, fuse in enumerate(decoder.fusion_blks):
+        up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        x = conv_bn_relu(fuse.conv, torch.cat([details[-(i + 1)], up], dim=1))
+    return torch.sigmoid(decoder.matting_head.matting_convs(x))
+
+
+def test_eval_decoder_with_folded_batchnorm_and_split_concat_equals_the_plain_one():
+    decoder = _decoder()
+    with torch.no_grad():
+        for module in decoder.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+    features = torch.randn(2, 8, 5, 6, dtype=torch.float64)
+    images = torch.randn(2, 4, 80, 96, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(decoder(features, images),
+                                   _reference_decode(decoder, features, images))
