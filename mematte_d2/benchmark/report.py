@@ -12,12 +12,12 @@ INFERENCE_COLUMNS = (
     "model", "size", "megapixels", "device", "dtype", "keep_ratio", "tile_size", "threads",
     "status", "latency_s", "latency_min_s", "timed_runs", "warmup_s", "peak_memory_gb",
     "peak_memory_lower_bound_gb", "memory_before_gb", "tokens_total", "tokens_routed_per_block",
-    "tokens_routed",
+    "tokens_routed", "load_1m",
 )
 TRAIN_COLUMNS = (
     "model", "teacher", "batch_size", "crop_size", "device", "threads", "status", "iters_per_s",
     "step_s", "timed_runs", "peak_memory_gb", "peak_memory_lower_bound_gb", "memory_before_gb",
-    "params_trainable_m", "params_frozen_m", "params_routing_m",
+    "params_trainable_m", "params_frozen_m", "params_routing_m", "load_1m",
 )
 # (MEMatte, ViTMatte) pairs compared in the ratio table.
 PAIRS = (("mematte_s", "vitmatte_s"), ("mematte_b", "vitmatte_b"))
@@ -51,6 +51,7 @@ def inference_row(case, result: dict) -> dict:
         "tokens_total": result.get("tokens_total"),
         "tokens_routed_per_block": round(sum(routed) / len(routed), 1) if routed else None,
         "tokens_routed": ";".join(str(n) for n in routed) if routed else None,
+        "load_1m": _round(result.get("load_1m"), 2),
     }
 
 
@@ -76,6 +77,7 @@ def train_row(case, result: dict) -> dict:
         "params_trainable_m": millions("params_trainable"),
         "params_frozen_m": millions("params_frozen"),
         "params_routing_m": millions("params_routing"),
+        "load_1m": _round(result.get("load_1m"), 2),
     }
 
 
@@ -115,7 +117,7 @@ def _markdown(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
 def inference_markdown(rows: Sequence[dict]) -> str:
     """Results table plus, where both were measured, MEMatte / ViTMatte ratios per size."""
     header = ("Model", "Size", "MP", "Device", "dtype", "Latency s (median)", "Peak memory GB",
-              "Before forward GB", "Tokens routed / block", "Status")
+              "Before forward GB", "Tokens routed / block", "Load at start", "Status")
     lines = []
     for r in rows:
         routed = r["tokens_routed_per_block"]
@@ -124,7 +126,7 @@ def inference_markdown(rows: Sequence[dict]) -> str:
             else f"all {r['tokens_total']} (no routing)")
         lines.append((r["model"], f"{r['size']}x{r['size']}", _cell(r["megapixels"]),
                       r["device"], r["dtype"], _cell(r["latency_s"]), _memory_cell(r),
-                      _cell(r["memory_before_gb"]), tokens, r["status"]))
+                      _cell(r["memory_before_gb"]), tokens, _cell(r["load_1m"]), r["status"]))
     text = _markdown(header, lines)
     ratios = ratio_lines(rows)
     if ratios:
@@ -151,12 +153,12 @@ def ratio_lines(rows: Sequence[dict]) -> list[tuple[str, ...]]:
 def train_markdown(rows: Sequence[dict]) -> str:
     header = ("Model", "Teacher", "Batch x crop", "Device", "it/s", "Step s (median)",
               "Peak memory GB", "Before first step GB", "Trainable / frozen params M",
-              "Router + refiner params M", "Status")
+              "Router + refiner params M", "Load at start", "Status")
     lines = [(r["model"], "yes" if r["teacher"] else "no",
               f"{r['batch_size']} x {r['crop_size']}^2", r["device"], _cell(r["iters_per_s"]),
               _cell(r["step_s"]), _memory_cell(r), _cell(r["memory_before_gb"]),
               f"{_cell(r['params_trainable_m'])} / {_cell(r['params_frozen_m'])}",
-              _cell(r["params_routing_m"]), r["status"]) for r in rows]
+              _cell(r["params_routing_m"]), _cell(r["load_1m"]), r["status"]) for r in rows]
     return _markdown(header, lines)
 
 

@@ -51,8 +51,10 @@ def _failure(returncode: int, stderr: str) -> str:
 
 def run_case(case: InferenceCase | TrainCase, timeout: float | None = None) -> dict:
     """Measure ``case`` in a new interpreter; returns the child's measurements plus
-    ``status`` ("ok", "timeout (> N s)", "killed by ...", "error: ...") and ``wall_s``."""
+    ``status`` ("ok", "timeout (> N s)", "killed by ...", "error: ..."), ``wall_s`` and the
+    1-minute load average when the case started (``load_1m``: other work skews latency)."""
     args = [sys.executable, "-m", "mematte_d2.benchmark.measure", case.to_json()]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     start = time.monotonic()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(args, stdout=out, stderr=err, env=_child_env(case.threads))
@@ -70,12 +72,12 @@ def run_case(case: InferenceCase | TrainCase, timeout: float | None = None) -> d
         stdout, stderr = out.read(), err.read()
     if peak_so_far is not None or (timeout is not None and child.returncode == -signal.SIGKILL
                                    and wall > timeout):
-        result = {"status": f"timeout (> {timeout:g} s)", "wall_s": wall}
+        result = {"status": f"timeout (> {timeout:g} s)", "wall_s": wall, "load_1m": load}
         if peak_so_far is not None:
             result["peak_memory_lower_bound_bytes"] = peak_so_far
         return result
     for line in reversed(stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
             result = json.loads(line[len(RESULT_PREFIX):])
-            return {"status": "ok", "wall_s": wall, **result}
-    return {"status": _failure(child.returncode, stderr), "wall_s": wall}
+            return {"status": "ok", "wall_s": wall, "load_1m": load, **result}
+    return {"status": _failure(child.returncode, stderr), "wall_s": wall, "load_1m": load}

@@ -122,8 +122,9 @@ def _environment(args: argparse.Namespace, device: str) -> list[str]:
         f"warm-up call + median of {args.repeats} timed calls",
     ]
     if hasattr(os, "getloadavg"):
-        lines.append(f"- load average at start: {os.getloadavg()[0]:.2f} "
-                     "(other processes on the machine make latency noisy)")
+        lines.append(f"- load average at start: {os.getloadavg()[0]:.2f}; the table gives it per "
+                     f"case (a load above {args.threads} means other work competed for the CPUs "
+                     "and latencies are inflated)")
     return lines
 
 
