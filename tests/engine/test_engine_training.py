@@ -121,7 +121,6 @@ def _cli_opts(output_dir: Path, max_iter: int) -> list[str]:
     ]
 
 
-@pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted_run(tiny_datasets_root, tmp_path):
     env = cli_env(tiny_datasets_root)
     straight = tmp_path / "straight"
