@@ -3,6 +3,7 @@ routed-block gather / scatter, and tiled decoding that skips unreachable padding
 
 import pytest
 import torch
+from decoder_samples import small_decoder
 from torch.nn import functional as F
 
 from mematte_d2.modeling import vit
@@ -15,20 +16,8 @@ TINY = dict(embed_dim=32, num_heads=2, depth=6, window_size=4,
             window_block_indexes=(0, 1, 3, 4), residual_block_indexes=(2, 5))
 
 
-def _decoder() -> DetailCapture:
-    """A narrow float64 decoder with non-trivial BatchNorm statistics (so zero padding shows)."""
-    decoder = DetailCapture(8, convstream_out=(8, 8, 8), fusion_out=(8, 8, 8, 8)).double().eval()
-    with torch.no_grad():
-        for module in decoder.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.5, 0.5)
-    return decoder
-
-
 def test_decoder_outputs_farther_than_the_receptive_radius_ignore_a_crop_border():
-    decoder = _decoder()
+    decoder = small_decoder(8, torch.float64)
     radius = decoder.receptive_radius
     features = torch.randn(1, 8, 16, 16, dtype=torch.float64)
     images = torch.randn(1, 4, 256, 256, dtype=torch.float64)
@@ -53,7 +42,7 @@ class _Recorder(torch.nn.Module):
 
 @pytest.mark.parametrize("context", [64, 32])
 def test_tiled_decode_equals_decoding_the_input_padded_to_whole_tiles(context):
-    decoder = _Recorder(_decoder())
+    decoder = _Recorder(small_decoder(8, torch.float64))
     features = torch.randn(1, 8, 10, 9, dtype=torch.float64)
     images = torch.randn(1, 4, 160, 144, dtype=torch.float64)
     with torch.no_grad():
@@ -124,7 +113,7 @@ def _reference_decode(decoder: DetailCapture, features, images):
 
 
 def test_eval_decoder_with_folded_batchnorm_and_split_concat_equals_the_plain_one():
-    decoder = _decoder()
+    decoder = small_decoder(8, torch.float64)
     with torch.no_grad():
         for module in decoder.modules():
             if isinstance(module, torch.nn.BatchNorm2d):

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from decoder_samples import small_decoder
 from torch.nn import functional as F
 
-from mematte_d2.modeling.decoder import DetailCapture
 from mematte_d2.modeling.tiling import tile_windows, tiled_decode
 
 
@@ -59,20 +59,9 @@ def test_tiled_decode_crops_and_writes_only_each_tiles_own_area():
     torch.testing.assert_close(out[0, 0], images[0, 0] + 1000 * owner.float())
 
 
-def _small_decoder(in_chans=8):
-    decoder = DetailCapture(in_chans, convstream_out=(8, 8, 8), fusion_out=(8, 8, 8, 8)).eval()
-    with torch.no_grad():
-        for module in decoder.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.5, 0.5)
-    return decoder
-
-
 def test_tiled_decode_equals_whole_decode_of_tile_padded_input():
     """64 px of context exceed the decoder's receptive field: tiling changes nothing."""
-    decoder = _small_decoder()
+    decoder = small_decoder()
     features, images = torch.randn(2, 8, 20, 14), torch.randn(2, 4, 320, 224)
     with torch.no_grad():
         tiled = tiled_decode(decoder, features, images, tile_size=128, context=64)
@@ -81,7 +70,7 @@ def test_tiled_decode_equals_whole_decode_of_tile_padded_input():
 
 
 def test_context_matters_at_tile_borders():
-    decoder = _small_decoder()
+    decoder = small_decoder()
     features, images = torch.randn(1, 8, 16, 16), torch.randn(1, 4, 256, 256)
     with torch.no_grad():
         whole = decoder(features, images)
@@ -92,7 +81,7 @@ def test_context_matters_at_tile_borders():
 
 
 def test_tile_size_zero_is_whole_image_and_bad_settings_are_named():
-    decoder = _small_decoder()
+    decoder = small_decoder()
     features, images = torch.randn(1, 8, 3, 5), torch.randn(1, 4, 48, 80)
     with torch.no_grad():
         torch.testing.assert_close(
