@@ -16,6 +16,7 @@ from mematte_d2.engine import (
     check_datasets,
     test_dataset_names,
 )
+from mematte_d2.utils.distributed import finish_distributed
 
 EPILOG = """
 Examples:
@@ -50,11 +51,14 @@ def main(args):
     cfg = load_config(args)
     default_setup(cfg, args)
     setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="mematte_d2")
-    if args.eval_only:
-        return evaluate(cfg)
-    trainer = MattingTrainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    try:
+        if args.eval_only:
+            return evaluate(cfg)
+        trainer = MattingTrainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        return trainer.train()
+    finally:
+        finish_distributed()
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from engine_tiny import (
 
 from mematte_d2.checkpoint import CheckpointError
 from mematte_d2.engine import MattingTrainer, apply_overrides
+from mematte_d2.utils.distributed import finish_distributed
 
 TRAIN_NET = str(REPO / "tools/lazyconfig_train_net.py")
 
@@ -94,6 +95,7 @@ def _ddp_worker(output_dir: str, datasets: str) -> None:
     rank = torch.distributed.get_rank()
     params = {k: v.detach().clone() for k, v in trainer.model.module.named_parameters()}
     torch.save(params, Path(output_dir) / f"params_rank{rank}.pt")
+    finish_distributed()
 
 
 def test_two_process_gloo_training_keeps_ranks_identical(tiny_datasets_root, tmp_path):

@@ -12,6 +12,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import inference_on_dataset
 
 from mematte_d2.evaluation import MattingEvaluator, compute_matting_metrics
+from mematte_d2.utils.distributed import finish_distributed
 
 U = 128
 SUMMARY_KEYS = [
@@ -221,6 +222,7 @@ def _run_sharded(output_dir: str, result_file: str | None) -> dict:
     if result_file and comm.is_main_process():
         with open(result_file, "w") as f:
             json.dump({"result": result, "world_size": comm.get_world_size()}, f)
+    finish_distributed()
     return result
 
 
