@@ -3,9 +3,11 @@
 from .policies import (
     BATR,
     FixedTopK,
+    GumbelPolicy,
     PerImageRatio,
     RoutingPolicy,
     cap_tokens,
+    ratio_to_count,
     routing_margin,
     top_margin_mask,
 )
@@ -16,6 +18,7 @@ __all__ = [
     "BATR",
     "ECA",
     "FixedTopK",
+    "GumbelPolicy",
     "LTRM",
     "LocalGlobalRouter",
     "LocalRouter",
@@ -23,6 +26,7 @@ __all__ = [
     "PerImageRatio",
     "RoutingPolicy",
     "cap_tokens",
+    "ratio_to_count",
     "routing_margin",
     "top_margin_mask",
 ]

@@ -98,11 +98,15 @@ class RoutingPolicy(nn.Module):
         return f"keep_ratio={self.keep_ratio}, loss_weight={self.loss_weight}"
 
 
-class _GumbelPolicy(RoutingPolicy):
-    """Hard Gumbel-softmax decisions in training; router argmax (or a ratio) at inference."""
+class GumbelPolicy(RoutingPolicy):
+    """Hard Gumbel-softmax decisions in training; at inference the router's argmax, or the
+    ``ceil(keep_ratio * N)`` largest-margin tokens per image when a ratio is given, then the
+    ``max_tokens`` cap. Subclasses define the budget :meth:`loss`."""
 
     def __init__(self, keep_ratio: float = 0.25, loss_weight: float = 1.0, tau: float = 1.0):
         super().__init__(keep_ratio, loss_weight)
+        if tau <= 0:
+            raise ValueError(f"{type(self).__name__}: tau must be positive, got {tau}")
         self.tau = float(tau)
 
     def train_decisions(self, log_probs: Tensor) -> Tensor:
@@ -120,7 +124,7 @@ class _GumbelPolicy(RoutingPolicy):
 
 
 @ROUTING_POLICY_REGISTRY.register()
-class BATR(_GumbelPolicy):
+class BATR(GumbelPolicy):
     """Batch-constrained Adaptive Token Routing: ``loss_weight * (r - rho)^2`` where ``r`` is the
     share of routed tokens over the whole batch and all routed blocks, so single images and
     blocks may route more or fewer tokens."""
@@ -132,7 +136,7 @@ class BATR(_GumbelPolicy):
 
 
 @ROUTING_POLICY_REGISTRY.register()
-class PerImageRatio(_GumbelPolicy):
+class PerImageRatio(GumbelPolicy):
     """DynamicViT-style constraint: every image and every block is pulled to the keep ratio,
     ``loss_weight * mean_{image, block} (share_{image, block} - rho)^2``."""
 

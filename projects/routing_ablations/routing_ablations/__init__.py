@@ -5,17 +5,15 @@ LazyConfig can select them by name (``model.backbone.router = "GlobalRouter"``).
 under this one name only: a second import under another name would register twice.
 """
 
-from .policies import GumbelPolicy, PerBlockRatio, RandomRouting, keep_count
+from .policies import PerBlockRatio, RandomRouting
 from .refiners import IdentityRefiner, LTRMNoECA
 from .routers import DynamicViTRouter, GlobalRouter
 
 __all__ = [
     "DynamicViTRouter",
     "GlobalRouter",
-    "GumbelPolicy",
     "IdentityRefiner",
     "LTRMNoECA",
     "PerBlockRatio",
     "RandomRouting",
-    "keep_count",
 ]

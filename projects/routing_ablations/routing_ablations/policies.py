@@ -9,46 +9,16 @@ with straight-through gradients in training, bool at inference) and routed-block
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mematte_d2.modeling import ROUTING_POLICY_REGISTRY, RoutingPolicy
-from mematte_d2.modeling.routing import cap_tokens, routing_margin, top_margin_mask
-
-
-def keep_count(ratio: float, num_tokens: int) -> int:
-    """``ceil(ratio * N)`` (the core's inference-ratio rule), ratio checked to lie in [0, 1]."""
-    if not 0.0 <= float(ratio) <= 1.0:
-        raise ValueError(f"keep ratio must be in [0, 1], got {ratio}")
-    return min(num_tokens, math.ceil(float(ratio) * num_tokens - 1e-9))
-
-
-class GumbelPolicy(RoutingPolicy):
-    """Hard Gumbel-softmax decisions in training; at inference the router's argmax, or the
-    ``ceil(keep_ratio * N)`` largest-margin tokens per image when a ratio is given, then the
-    ``max_tokens`` cap. Subclasses define the budget :meth:`loss`."""
-
-    def __init__(self, keep_ratio: float = 0.25, loss_weight: float = 1.0, tau: float = 1.0):
-        super().__init__(keep_ratio, loss_weight)
-        if tau <= 0:
-            raise ValueError(f"{type(self).__name__}: tau must be positive, got {tau}")
-        self.tau = float(tau)
-
-    def train_decisions(self, log_probs: Tensor) -> Tensor:
-        return F.gumbel_softmax(log_probs, tau=self.tau, hard=True, dim=-1)[..., 0]
-
-    def eval_decisions(
-        self, log_probs: Tensor, keep_ratio: float | None = None, max_tokens: int | None = None
-    ) -> Tensor:
-        margin = routing_margin(log_probs)
-        if keep_ratio is None:
-            keep = margin > 0
-        else:
-            keep = top_margin_mask(margin, keep_count(keep_ratio, margin.shape[-1]))
-        return cap_tokens(keep, margin, max_tokens)
+from mematte_d2.modeling.routing import (
+    GumbelPolicy,
+    cap_tokens,
+    ratio_to_count,
+    top_margin_mask,
+)
 
 
 @ROUTING_POLICY_REGISTRY.register()
@@ -90,7 +60,7 @@ class RandomRouting(RoutingPolicy):
         if keep_ratio is None:
             keep = scores < self.keep_ratio
         else:
-            keep = top_margin_mask(-scores, keep_count(keep_ratio, scores.shape[-1]))
+            keep = top_margin_mask(-scores, ratio_to_count(keep_ratio, scores.shape[-1]))
         return cap_tokens(keep, -scores, max_tokens)
 
     def loss(self, decisions: Tensor) -> Tensor:

@@ -12,7 +12,6 @@ from routing_ablations import (
     LTRMNoECA,
     PerBlockRatio,
     RandomRouting,
-    keep_count,
 )
 
 from mematte_d2.modeling import (
@@ -23,7 +22,13 @@ from mematte_d2.modeling import (
     RoutedBlock,
     build_from_registry,
 )
-from mematte_d2.modeling.routing import BATR, FixedTopK, LocalGlobalRouter, PerImageRatio
+from mematte_d2.modeling.routing import (
+    BATR,
+    FixedTopK,
+    LocalGlobalRouter,
+    PerImageRatio,
+    ratio_to_count,
+)
 
 
 def log_probs_from_margin(margin):
@@ -124,7 +129,7 @@ def test_ltrm_without_eca_is_the_ltrm_minus_its_channel_gate():
 @pytest.mark.parametrize("num_tokens", [7, 16, 37])
 def test_fixed_topk_keeps_exactly_ceil_ratio_tokens_per_image(ratio, num_tokens):
     k = math.ceil(ratio * num_tokens - 1e-9)
-    assert keep_count(ratio, num_tokens) == k
+    assert ratio_to_count(ratio, num_tokens) == k
     lp = log_probs_from_margin(torch.randn(3, num_tokens))
     policy = FixedTopK(ratio)
     assert policy.train_decisions(lp).sum(-1).tolist() == [k] * 3
