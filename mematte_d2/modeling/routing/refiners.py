@@ -34,10 +34,15 @@ class ECA(nn.Module):
 @TOKEN_REFINER_REGISTRY.register()
 class LTRM(nn.Module):
     """Lightweight Token Refinement Module: Linear(C, rC) -> GELU -> depthwise kxk conv over the
-    grid -> GELU -> Linear(rC, C), then ``y + ECA(y)``. Reads the raw block input."""
+    grid -> GELU -> Linear(rC, C), then ``y + ECA(y)`` (``use_eca=False``: ``y``, no ``eca``
+    parameters). Reads the raw block input."""
 
-    def __init__(self, dim: int, expand_ratio: int = 2, kernel_size: int = 5):
+    def __init__(
+        self, dim: int, expand_ratio: int = 2, kernel_size: int = 5, use_eca: bool = True
+    ):
         super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"{type(self).__name__} needs an odd kernel_size, got {kernel_size}")
         hidden = dim * expand_ratio
         self.fc1 = nn.Linear(dim, hidden)
         self.act1 = nn.GELU()
@@ -46,13 +51,15 @@ class LTRM(nn.Module):
         )
         self.act2 = nn.GELU()
         self.fc2 = nn.Linear(hidden, dim)
-        self.eca = ECA(dim)
+        self.eca = ECA(dim) if use_eca else None
 
     def forward(self, x: Tensor) -> Tensor:
         """``[B, H, W, C]`` -> ``[B, H, W, C]``."""
         y = self.act1(self.fc1(x))
         y = self.act2(self.dwconv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
         y = self.fc2(y)
+        if self.eca is None:
+            return y
         return y + self.eca(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 

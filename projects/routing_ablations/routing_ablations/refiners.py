@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from mematte_d2.modeling import TOKEN_REFINER_REGISTRY
+from mematte_d2.modeling import LTRM, TOKEN_REFINER_REGISTRY
 
 
 @TOKEN_REFINER_REGISTRY.register()
@@ -35,26 +35,10 @@ class IdentityRefiner(nn.Module):
 
 
 @TOKEN_REFINER_REGISTRY.register()
-class LTRMNoECA(nn.Module):
+class LTRMNoECA(LTRM):
     """Ablation: the LTRM without efficient channel attention, i.e. Linear(C, rC) -> GELU ->
     depthwise kxk conv over the grid -> GELU -> Linear(rC, C), returned as is. Parameter names
     match :class:`~mematte_d2.modeling.routing.LTRM` (minus ``eca``) so LTRM weights load."""
 
     def __init__(self, dim: int, expand_ratio: int = 2, kernel_size: int = 5):
-        super().__init__()
-        if kernel_size % 2 == 0:
-            raise ValueError(f"LTRMNoECA needs an odd kernel_size, got {kernel_size}")
-        hidden = dim * expand_ratio
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act1 = nn.GELU()
-        self.dwconv = nn.Conv2d(
-            hidden, hidden, kernel_size, padding=kernel_size // 2, groups=hidden
-        )
-        self.act2 = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``[B, H, W, C]`` -> ``[B, H, W, C]``."""
-        y = self.act1(self.fc1(x))
-        y = self.act2(self.dwconv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
-        return self.fc2(y)
+        super().__init__(dim, expand_ratio, kernel_size, use_eca=False)
