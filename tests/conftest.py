@@ -1,17 +1,2 @@
-"""Shared pytest setup: small, deterministic CPU runs."""
-
-import os
-
-import pytest
-import torch
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
-@pytest.fixture(autouse=True)
-def _deterministic_cpu():
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+"""Its presence puts tests/ on sys.path, so test modules import shared helpers such as
+``decoder_samples`` by name (the deterministic-CPU fixture lives in the root conftest.py)."""
