@@ -11,7 +11,9 @@ largest stage (stages run one after the other and free their buffers in between)
   a chunk alive too: 3 chunks); a routed block adds the LTRM hidden state on all tokens
   (`LTRM_FLOATS_PER_DIM` x C per token) and the gathered q, k, v, output of its K kept tokens
   (`ROUTED_FLOATS_PER_DIM` x C per kept token); an unrouted global block with relative position
-  (ViTMatte) adds its per-axis bias terms, heads x N x (h + w) floats twice;
+  (ViTMatte) adds its per-axis bias terms, heads x N x (h + w) floats twice, and with
+  ``attention_impl="dense"`` (the released arithmetic) `DENSE_SCORE_COPIES` x heads x N^2 scores
+  (scores, scores + row bias, + column bias are alive at once);
 * decoder: the 1/16 features (N x C), the input and output padded to whole tiles
   (`TILE_PAD_FLOATS` per pixel) and the activations of one decoded area A (a tile with its
   context, or the whole padded image when tile_size = 0): `DECODER_FLOATS_PER_PIXEL` per pixel;
@@ -45,6 +47,7 @@ ROUTED_FLOATS_PER_DIM = 4
 MAX_BIAS_ELEMENTS = 1 << 24  # the encoders' chunk size of attention-bias elements
 TILE_PAD_FLOATS = 5
 DECODER_FLOATS_PER_PIXEL = 320
+DENSE_SCORE_COPIES = 3
 RUNTIME_OVERHEAD_BYTES = 2**30
 # Fraction of the currently free memory an "auto" budget uses.
 AUTO_BUDGET_FRACTION = 0.8
@@ -63,6 +66,7 @@ class ModelDims:
     num_global_blocks: int  # unrouted global blocks (all tokens attend)
     param_bytes: int
     global_rel_pos: bool = True  # unrouted global blocks carry relative position
+    dense_global_attention: bool = False  # unrouted global blocks hold full N x N scores
     tile_context: int = 64
 
 
@@ -82,6 +86,9 @@ def model_dims(model: nn.Module) -> ModelDims:
         num_global_blocks=len(global_),
         param_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
         global_rel_pos=any(getattr(b.attn, "use_rel_pos", False) for b in global_),
+        dense_global_attention=any(
+            getattr(b.attn, "attention_impl", "fused") == "dense" for b in global_
+        ),
         tile_context=int(getattr(model, "tile_context", 64)),
     )
 
@@ -144,7 +151,10 @@ def estimate_peak_memory(
         encoder = max(encoder, tokens + routed)
     if dims.num_global_blocks:
         rel_terms = 2 * heads * n * (gh + gw) if dims.global_rel_pos else 0
-        scores = 2 * heads * n * n if not fused_attention else 0
+        if dims.dense_global_attention:
+            scores = DENSE_SCORE_COPIES * heads * n * n
+        else:
+            scores = 2 * heads * n * n if not fused_attention else 0
         encoder = max(encoder, tokens + bias + rel_terms + scores)
 
     area, padded = _decoded_area(gh, gw, tile_size, dims.tile_context)

@@ -1,9 +1,11 @@
 """Shared plain-ViT pieces (ViTDet design) used by the ViTMatte and MEMatte encoders.
 
 Tensors inside the encoders are channels-last token grids ``[B, H, W, C]``.
-All attention goes through ``torch.nn.functional.scaled_dot_product_attention``; relative
-position enters as an additive ``attn_mask`` and large grids are processed in query chunks so
-that no full ``N x N`` matrix is ever held at once.
+By default ("fused") attention goes through ``torch.nn.functional.scaled_dot_product_attention``;
+relative position enters as an additive ``attn_mask`` and large grids are processed in query
+chunks so that no full ``N x N`` matrix is ever held at once. ``attention_impl="dense"`` is the
+released ViTMatte's arithmetic instead (the whole score matrix, bias added, softmax): the same
+outputs at quadratic memory, kept as the baseline whose memory MEMatte is measured against.
 """
 
 from __future__ import annotations
@@ -144,6 +146,38 @@ def grid_attention(
     return torch.cat(outputs, dim=2)
 
 
+def dense_grid_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    rel_pos: tuple[Tensor, Tensor] | None = None,
+    hw: tuple[int, int] | None = None,
+) -> Tensor:
+    """Softmax attention as the released ViTMatte computes it: the full ``[B, heads, N, N]``
+    score matrix, plus the decomposed rel-pos bias of the ``hw`` grid, then softmax and values."""
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    if rel_pos is not None:
+        if hw is None:
+            raise ValueError("dense_grid_attention needs the grid size hw with rel_pos")
+        rel_h, rel_w = decomposed_rel_pos_terms(q, rel_pos[0], rel_pos[1], hw)
+        b, heads, n, _ = scores.shape
+        scores = scores.view(b, heads, n, *hw) + rel_h[..., :, None] + rel_w[..., None, :]
+        scores = scores.view(b, heads, n, n)
+    return scores.softmax(dim=-1) @ v
+
+
+ATTENTION_IMPLS = {"fused": grid_attention, "dense": dense_grid_attention}
+
+
+def check_attention_impl(attention_impl: str) -> str:
+    """``attention_impl`` if it names an implementation, else a ValueError listing them."""
+    if attention_impl not in ATTENTION_IMPLS:
+        raise ValueError(
+            f"attention_impl must be one of {sorted(ATTENTION_IMPLS)}, got {attention_impl!r}"
+        )
+    return attention_impl
+
+
 class Attention(nn.Module):
     """Multi-head self-attention over a token grid, optionally with decomposed rel-pos bias.
 
@@ -153,6 +187,8 @@ class Attention(nn.Module):
         qkv_bias: bias in the qkv projection.
         rel_pos_size: ``(h, w)`` grid the relative-position tables are sized for
             (``2 * size - 1`` rows each); ``None`` = no relative position.
+        attention_impl: "fused" (chunked SDPA, linear memory) or "dense" (full score matrix,
+            as released); both give the same outputs.
     """
 
     def __init__(
@@ -161,8 +197,10 @@ class Attention(nn.Module):
         num_heads: int = 8,
         qkv_bias: bool = True,
         rel_pos_size: tuple[int, int] | None = None,
+        attention_impl: str = "fused",
     ):
         super().__init__()
+        self.attention_impl = check_attention_impl(attention_impl)
         if dim % num_heads != 0:
             raise ValueError(f"embed_dim {dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
@@ -191,7 +229,7 @@ class Attention(nn.Module):
         b, h, w, c = x.shape
         q, k, v = self.qkv_heads(x.reshape(b, h * w, c))
         rel_pos = (self.rel_pos_h, self.rel_pos_w) if self.use_rel_pos else None
-        out = grid_attention(q, k, v, rel_pos=rel_pos, hw=(h, w))
+        out = ATTENTION_IMPLS[self.attention_impl](q, k, v, rel_pos=rel_pos, hw=(h, w))
         return self.merge_heads(out).reshape(b, h, w, c)
 
     def forward_tokens(self, tokens: Tensor) -> Tensor:
@@ -297,6 +335,7 @@ class Block(nn.Module):
         rel_pos_size: grid the global rel-pos tables are sized for, or ``None`` for no rel-pos
             (window blocks use ``(window_size, window_size)`` whenever this is not ``None``).
         use_residual_block: add the conv bottleneck after the MLP.
+        attention_impl: see ``Attention``.
     """
 
     def __init__(
@@ -308,13 +347,17 @@ class Block(nn.Module):
         window_size: int = 0,
         rel_pos_size: tuple[int, int] | None = None,
         use_residual_block: bool = False,
+        attention_impl: str = "fused",
     ):
         super().__init__()
         self.window_size = window_size
         if rel_pos_size is not None and window_size > 0:
             rel_pos_size = (window_size, window_size)
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, rel_pos_size=rel_pos_size)
+        self.attn = Attention(
+            dim, num_heads, qkv_bias=qkv_bias, rel_pos_size=rel_pos_size,
+            attention_impl=attention_impl,
+        )
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.residual = ResidualBottleneck(dim, dim // 2) if use_residual_block else None

@@ -26,6 +26,8 @@ class ViTMatteEncoder(ViTEncoderBase):
         residual_block_indexes: blocks followed by the residual conv bottleneck.
         use_rel_pos: decomposed relative position in every block.
         pretrain_img_size, pretrain_use_cls_token: layout of the stored ``pos_embed``.
+        attention_impl: "fused" (default; memory linear in the tokens) or "dense" (the released
+            implementation's full score matrices; same outputs, for baseline measurements).
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class ViTMatteEncoder(ViTEncoderBase):
         use_rel_pos: bool = True,
         pretrain_img_size: int = 224,
         pretrain_use_cls_token: bool = True,
+        attention_impl: str = "fused",
     ):
         super().__init__(patch_size, in_chans, embed_dim, pretrain_img_size, pretrain_use_cls_token)
         window_block_indexes = validate_window_layout(window_block_indexes, window_size, depth)
@@ -62,6 +65,7 @@ class ViTMatteEncoder(ViTEncoderBase):
                 window_size=window_size if i in window_block_indexes else 0,
                 rel_pos_size=(grid, grid) if use_rel_pos else None,
                 use_residual_block=i in residual_block_indexes,
+                attention_impl=attention_impl,
             )
             for i in range(depth)
         )

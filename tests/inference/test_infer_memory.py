@@ -37,6 +37,16 @@ def test_estimate_grows_with_tokens_size_and_tile():
     assert plain.encoder > 2 * 6 * 8000**2 * 4 > fused.encoder
 
 
+def test_dense_vitmatte_estimate_counts_three_score_matrices_per_head():
+    fused = ModelDims(embed_dim=384, num_heads=6, window_size=14, num_window_blocks=8,
+                      num_routed_blocks=0, num_global_blocks=4, param_bytes=100 * 2**20)
+    dense = ModelDims(**{**fused.__dict__, "dense_global_attention": True})
+    n = token_grid(2048, 2048)[0] * token_grid(2048, 2048)[1]
+    extra = (estimate_peak_memory(2048, 2048, dense).encoder
+             - estimate_peak_memory(2048, 2048, fused).encoder)
+    assert extra == 3 * 6 * n * n * 4
+
+
 @pytest.mark.parametrize("fused", [True, False])
 def test_choose_max_tokens_is_the_largest_cap_that_fits(fused):
     n = token_grid(4096, 4096)[0] * token_grid(4096, 4096)[1]

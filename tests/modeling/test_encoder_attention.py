@@ -91,6 +91,22 @@ def test_global_rel_pos_attention_matches_explicit_and_chunks(monkeypatch):
     torch.testing.assert_close(block.attention(x), expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("window_size,hw", [(0, (5, 7)), (4, (9, 6))])
+def test_dense_attention_matches_explicit_formula(window_size, hw):
+    rel_pos_size = (1, 1) if window_size else hw
+    block = Block(32, 4, window_size=window_size, rel_pos_size=rel_pos_size,
+                  attention_impl="dense").eval()
+    randomize_rel_pos(block)
+    x = torch.randn(2, *hw, 32)
+    expected = attention_branch_reference(block, x).float()
+    torch.testing.assert_close(block.attention(x), expected, atol=1e-5, rtol=0)
+
+
+def test_unknown_attention_impl_is_named():
+    with pytest.raises(ValueError, match="attention_impl.*'flash'"):
+        Block(32, 4, attention_impl="flash")
+
+
 def test_rel_pos_resize_identity_and_interpolation():
     table = torch.randn(63, 8)
     same = resize_rel_pos(table, 32, 32)

@@ -256,6 +256,16 @@ def test_window_rel_pos_receives_gradients_in_training():
     assert float(student.blocks[1].efficient_block.fc1.weight.grad.abs().sum()) > 0
 
 
+def test_dense_attention_encoder_equals_fused_and_loads_the_same_weights():
+    fused = tiny_teacher().eval()
+    dense = tiny_teacher(attention_impl="dense").eval()
+    dense.load_state_dict(fused.state_dict())
+    x = torch.randn(1, 4, 96, 160)
+    with torch.no_grad():
+        torch.testing.assert_close(dense(x)["features"], fused(x)["features"],
+                                   atol=1e-5, rtol=1e-5)
+
+
 def test_bad_layouts_raise_clear_errors():
     with pytest.raises(ValueError, match="window_size > 0"):
         tiny_student(window_size=0)
