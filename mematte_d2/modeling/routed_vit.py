@@ -173,6 +173,11 @@ class RoutedBlock(Block):
         )
         self.efficient_block = refiner
 
+    def forward(self, x: Tensor, keep: Tensor) -> Tensor:
+        """``x`` ``[B, H, W, C]`` with decisions ``keep`` ``[B, H*W]``: ``forward_train`` in
+        training mode, else ``forward_eval`` (called through the module so hooks see it)."""
+        return self.forward_train(x, keep) if self.training else self.forward_eval(x, keep)
+
     def forward_train(self, x: Tensor, keep: Tensor) -> Tensor:
         """Both branches on all tokens; ``keep`` ``[B, N]`` float decisions."""
         b, h, w, c = x.shape
@@ -334,7 +339,7 @@ class RoutedViT(ViTEncoderBase):
                 continue
             router = self.routers[len(decisions)]
             keep = self._decide(router(x.reshape(b, h * w, c)))
-            x = block.forward_train(x, keep) if self.training else block.forward_eval(x, keep)
+            x = block(x, keep)
             decisions.append(keep)
 
         if decisions:

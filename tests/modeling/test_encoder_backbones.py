@@ -273,3 +273,15 @@ def test_bad_layouts_raise_clear_errors():
         tiny_teacher(residual_block_indexes=(3, 7))
     with pytest.raises(ValueError, match="divisible by num_heads"):
         tiny_teacher(num_heads=5)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_forward_hooks_see_every_block_and_router(training):
+    encoder = tiny_student().train(training)
+    seen = []
+    for name, module in encoder.named_modules():
+        if name.startswith(("blocks.", "routers.")) and name.count(".") == 1:
+            module.register_forward_hook(lambda m, args, out, name=name: seen.append(name))
+    encoder(torch.randn(1, 4, 64, 64))
+    # Blocks 1 and 3 are routed (TINY's window blocks are 0 and 2): each follows its router.
+    assert seen == ["blocks.0", "routers.0", "blocks.1", "blocks.2", "routers.1", "blocks.3"]
