@@ -11,25 +11,44 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from detectron2.config import LazyConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_CONFIGS = {
     name: REPO_ROOT / "configs" / "common" / "models" / f"{name}.py"
     for name in ("mematte_s", "mematte_b", "vitmatte_s", "vitmatte_b")
 }
+# Named variants: a model config plus overrides. "_dense" runs global attention with the full
+# N x N score matrix, as the released ViTMatte does; "vitmatte_s" keeps this project's fused,
+# chunked attention (same outputs, memory linear in the tokens).
+MODEL_VARIANTS = {
+    f"{name}_dense": (name, ["model.backbone.attention_impl='dense'"])
+    for name in ("vitmatte_s", "vitmatte_b")
+}
+MODEL_NAMES = (*MODEL_CONFIGS, *MODEL_VARIANTS)
 DTYPES = ("fp32", "fp16", "bf16")
 
 
-def resolve_config(model: str) -> Path:
-    """The LazyConfig file of a model name (mematte_s, ...) or of a path to a config file."""
+def resolve_model(model: str) -> tuple[Path, list[str]]:
+    """The LazyConfig file and built-in overrides of a model name (mematte_s, vitmatte_s_dense,
+    ...) or of a path to a config file."""
     if model in MODEL_CONFIGS:
-        return MODEL_CONFIGS[model]
+        return MODEL_CONFIGS[model], []
+    if model in MODEL_VARIANTS:
+        base, overrides = MODEL_VARIANTS[model]
+        return MODEL_CONFIGS[base], list(overrides)
     path = Path(model)
     if path.suffix == ".py" and path.is_file():
-        return path
+        return path, []
     raise ValueError(
-        f"unknown model {model!r}: use one of {sorted(MODEL_CONFIGS)} or a config file path"
+        f"unknown model {model!r}: use one of {', '.join(MODEL_NAMES)} or a config file path"
     )
+
+
+def load_model_config(model: str, opts: list[str]):
+    """The config of ``model`` with its variant's overrides, then ``opts``, applied."""
+    path, overrides = resolve_model(model)
+    return LazyConfig.apply_overrides(LazyConfig.load(str(path)), overrides + list(opts))
 
 
 @dataclass
@@ -37,7 +56,10 @@ class InferenceCase:
     """One model at one square resolution, batch 1, measured in its own process.
 
     ``keep_ratio``: fixed share of tokens each routed block sends to global attention;
-    ``tile_size``: decoder tile size (None = the config's, 0 = whole image at once).
+    ``tile_size``: decoder tile size (None = the config's, 0 = whole image at once);
+    ``max_memory_bytes``: a case whose estimated peak (``estimate_peak_memory``) exceeds this is
+    not run but reported as skipped, so that a quadratic-memory baseline cannot exhaust the
+    machine (None = always run).
     """
 
     model: str
@@ -50,6 +72,7 @@ class InferenceCase:
     repeats: int = 3
     seed: int = 0
     max_seconds: float | None = None
+    max_memory_bytes: int | None = None
     opts: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:

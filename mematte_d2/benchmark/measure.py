@@ -16,19 +16,25 @@ import sys
 import time
 
 import torch
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
 
-from mematte_d2.inference.memory import peak_rss_bytes
+from mematte_d2.inference.memory import (
+    estimate_peak_memory,
+    format_bytes,
+    model_dims,
+    peak_rss_bytes,
+    token_grid,
+)
 
-from .cases import InferenceCase, TrainCase, case_from_json, resolve_config, synthetic_pair
+from .cases import InferenceCase, TrainCase, case_from_json, load_model_config, synthetic_pair
+from .saved_memory import SavedTensorMeter
 
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def build_model(model: str, opts: list[str], seed: int, teacher: bool = False) -> torch.nn.Module:
     """Instantiate a model config (with overrides) with the weights of ``seed``."""
-    cfg = LazyConfig.apply_overrides(LazyConfig.load(str(resolve_config(model))), list(opts))
-    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg = copy.deepcopy(load_model_config(model, opts).model)
     if not teacher and "teacher_backbone" in model_cfg:
         model_cfg.teacher_backbone = None
     torch.manual_seed(seed)
@@ -72,12 +78,30 @@ def _memory_before(device: torch.device) -> int:
     return peak_rss_bytes()
 
 
+def estimated_peak(model: torch.nn.Module, case: InferenceCase) -> int:
+    """``estimate_peak_memory`` of the case: its size, keep ratio and the model's tile size."""
+    gh, gw = token_grid(case.size, case.size)
+    max_tokens = math.ceil(case.keep_ratio * gh * gw)
+    return estimate_peak_memory(case.size, case.size, model_dims(model), max_tokens,
+                                tile_size=int(model.tile_size)).total
+
+
 def run_inference(case: InferenceCase) -> dict:
-    """Warm-up call, then timed calls; latency median, peak memory and routed tokens."""
+    """Warm-up call, then timed calls; latency median, peak memory and routed tokens.
+
+    Not run (status "skipped: ...") when the estimated peak exceeds ``case.max_memory_bytes``.
+    """
     device = torch.device(case.device)
     model = build_model(case.model, case.opts, case.seed).to(device).eval()
     if case.tile_size is not None:
         model.tile_size = case.tile_size
+    estimate = estimated_peak(model, case)
+    if case.max_memory_bytes is not None and estimate > case.max_memory_bytes:
+        return {
+            "status": f"skipped: estimated peak {format_bytes(estimate)} > limit "
+                      f"{format_bytes(case.max_memory_bytes)}",
+            "estimated_peak_bytes": estimate,
+        }
     image, trimap = synthetic_pair(case.size, case.seed)
     inputs = [{
         "image": torch.from_numpy(image).permute(2, 0, 1).float().to(device),
@@ -110,6 +134,7 @@ def run_inference(case: InferenceCase) -> dict:
         "tokens_total": int(routing.shape[-2] * routing.shape[-1]),
         "tokens_routed": [int(n) for n in routing.flatten(1).sum(1).tolist()],
         "tile_size": int(model.tile_size),
+        "estimated_peak_bytes": estimate,
     }
 
 
@@ -132,7 +157,12 @@ def _count(params) -> int:
 
 
 def run_training(case: TrainCase) -> dict:
-    """Warm-up step, then timed steps (forward, backward, AdamW step) on one random batch."""
+    """Warm-up step, then timed steps (forward, backward, AdamW step) on one random batch.
+
+    ``saved_by_routing_bytes``: what the routers' and token refiners' forwards keep for backward
+    in one step (their activation memory); ``saved_by_global_blocks_bytes``: the same for the
+    global-attention blocks (MEMatte's routed blocks, refiners included; ViTMatte's global ones).
+    """
     device = torch.device(case.device)
     model = build_model(case.model, case.opts, case.seed, teacher=case.teacher).to(device)
     model.train()
@@ -148,10 +178,13 @@ def run_training(case: TrainCase) -> dict:
 
     routing_modules = [m for name, m in model.backbone.named_modules()
                        if name.startswith("routers.") or name.endswith("efficient_block")]
+    global_blocks = [b for b in model.backbone.blocks if getattr(b, "window_size", 0) <= 0]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     before = _memory_before(device)
-    warmup = _timed(step, device)
+    meter = SavedTensorMeter({"routing": routing_modules, "global_blocks": global_blocks})
+    with meter:
+        warmup = _timed(step, device)
     times = [_timed(step, device) for _ in range(case.repeats)]
     step_s = statistics.median(times)
     return {
@@ -164,6 +197,8 @@ def run_training(case: TrainCase) -> dict:
         "params_trainable": _count(trainable),
         "params_frozen": _count(p for p in model.parameters() if not p.requires_grad),
         "params_routing": _count(p for m in routing_modules for p in m.parameters()),
+        "saved_by_routing_bytes": meter.bytes["routing"],
+        "saved_by_global_blocks_bytes": meter.bytes["global_blocks"],
     }
 
 

@@ -7,20 +7,28 @@ from collections.abc import Sequence
 from pathlib import Path
 
 GB = 2**30
+# fp32 weight, gradient and AdamW's two moments.
+ADAM_BYTES_PER_PARAM = 16
 
 INFERENCE_COLUMNS = (
     "model", "size", "megapixels", "device", "dtype", "keep_ratio", "tile_size", "threads",
     "status", "latency_s", "latency_min_s", "timed_runs", "warmup_s", "peak_memory_gb",
-    "peak_memory_lower_bound_gb", "memory_before_gb", "tokens_total", "tokens_routed_per_block",
+    "peak_memory_lower_bound_gb", "memory_before_gb", "estimated_peak_gb", "tokens_total",
+    "tokens_routed_per_block",
     "tokens_routed", "load_1m",
 )
 TRAIN_COLUMNS = (
     "model", "teacher", "batch_size", "crop_size", "device", "threads", "status", "iters_per_s",
     "step_s", "timed_runs", "peak_memory_gb", "peak_memory_lower_bound_gb", "memory_before_gb",
-    "params_trainable_m", "params_frozen_m", "params_routing_m", "load_1m",
+    "params_trainable_m", "params_frozen_m", "params_routing_m", "routing_state_gb",
+    "saved_by_routing_gb", "saved_by_global_blocks_gb", "load_1m",
 )
-# (MEMatte, ViTMatte) pairs compared in the ratio table.
-PAIRS = (("mematte_s", "vitmatte_s"), ("mematte_b", "vitmatte_b"))
+# (MEMatte, ViTMatte) pairs compared in the ratio table: against this project's ViTMatte
+# (fused attention) and against the released implementation's dense attention.
+PAIRS = (
+    ("mematte_s", "vitmatte_s"), ("mematte_s", "vitmatte_s_dense"),
+    ("mematte_b", "vitmatte_b"), ("mematte_b", "vitmatte_b_dense"),
+)
 
 
 def _gb(value: int | None) -> float | None:
@@ -48,6 +56,7 @@ def inference_row(case, result: dict) -> dict:
         "peak_memory_gb": _gb(peak),
         "peak_memory_lower_bound_gb": _gb(result.get("peak_memory_lower_bound_bytes")),
         "memory_before_gb": _gb(result.get("memory_before_bytes")),
+        "estimated_peak_gb": _gb(result.get("estimated_peak_bytes")),
         "tokens_total": result.get("tokens_total"),
         "tokens_routed_per_block": round(sum(routed) / len(routed), 1) if routed else None,
         "tokens_routed": ";".join(str(n) for n in routed) if routed else None,
@@ -77,6 +86,10 @@ def train_row(case, result: dict) -> dict:
         "params_trainable_m": millions("params_trainable"),
         "params_frozen_m": millions("params_frozen"),
         "params_routing_m": millions("params_routing"),
+        "routing_state_gb": _gb(ADAM_BYTES_PER_PARAM * result["params_routing"])
+        if "params_routing" in result else None,
+        "saved_by_routing_gb": _gb(result.get("saved_by_routing_bytes")),
+        "saved_by_global_blocks_gb": _gb(result.get("saved_by_global_blocks_bytes")),
         "load_1m": _round(result.get("load_1m"), 2),
     }
 
@@ -117,7 +130,8 @@ def _markdown(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
 def inference_markdown(rows: Sequence[dict]) -> str:
     """Results table plus, where both were measured, MEMatte / ViTMatte ratios per size."""
     header = ("Model", "Size", "MP", "Device", "dtype", "Latency s (median)", "Peak memory GB",
-              "Before forward GB", "Tokens routed / block", "Load at start", "Status")
+              "Before forward GB", "Estimated peak GB", "Tokens routed / block", "Load at start",
+              "Status")
     lines = []
     for r in rows:
         routed = r["tokens_routed_per_block"]
@@ -126,17 +140,23 @@ def inference_markdown(rows: Sequence[dict]) -> str:
             else f"all {r['tokens_total']} (no routing)")
         lines.append((r["model"], f"{r['size']}x{r['size']}", _cell(r["megapixels"]),
                       r["device"], r["dtype"], _cell(r["latency_s"]), _memory_cell(r),
-                      _cell(r["memory_before_gb"]), tokens, _cell(r["load_1m"]), r["status"]))
+                      _cell(r["memory_before_gb"]), _cell(r["estimated_peak_gb"]), tokens,
+                      _cell(r["load_1m"]), r["status"]))
     text = _markdown(header, lines)
     ratios = ratio_lines(rows)
     if ratios:
-        text += "\n\n" + _markdown(("Pair", "Size", "dtype", "Memory ratio", "Latency ratio"),
-                                   ratios)
+        text += "\n\n" + _markdown(
+            ("Pair", "Size", "dtype", "Memory ratio", "Working-memory ratio", "Latency ratio"),
+            ratios,
+        )
+        text += ("\n\nMemory ratio: peak / peak. Working-memory ratio: (peak - before forward) / "
+                 "(peak - before forward), i.e. without the interpreter, torch and the weights.")
     return text
 
 
 def ratio_lines(rows: Sequence[dict]) -> list[tuple[str, ...]]:
-    """MEMatte / ViTMatte peak-memory and latency ratios for sizes where both succeeded."""
+    """MEMatte / ViTMatte peak-memory, working-memory and latency ratios for sizes where both
+    succeeded."""
     ok = {(r["model"], r["size"], r["device"], r["dtype"]): r for r in rows if r["status"] == "ok"}
     lines = []
     for (model, size, device, dtype), r in ok.items():
@@ -144,21 +164,27 @@ def ratio_lines(rows: Sequence[dict]) -> list[tuple[str, ...]]:
             other = ok.get((base, size, device, dtype))
             if model != ours or other is None:
                 continue
+            working = (r["peak_memory_gb"] - r["memory_before_gb"]) / max(
+                other["peak_memory_gb"] - other["memory_before_gb"], 1e-9)
             lines.append((f"{ours} / {base}", f"{size}x{size}", f"{device} {dtype}",
                           f"{r['peak_memory_gb'] / other['peak_memory_gb']:.2f}",
-                          f"{r['latency_s'] / other['latency_s']:.2f}"))
+                          f"{working:.2f}", f"{r['latency_s'] / other['latency_s']:.2f}"))
     return lines
 
 
 def train_markdown(rows: Sequence[dict]) -> str:
     header = ("Model", "Teacher", "Batch x crop", "Device", "it/s", "Step s (median)",
               "Peak memory GB", "Before first step GB", "Trainable / frozen params M",
-              "Router + refiner params M", "Load at start", "Status")
+              "Router + refiner params M", "Router + refiner weights, grads, Adam GB",
+              "Router + refiner saved activations GB", "Global blocks' saved activations GB",
+              "Load at start", "Status")
     lines = [(r["model"], "yes" if r["teacher"] else "no",
               f"{r['batch_size']} x {r['crop_size']}^2", r["device"], _cell(r["iters_per_s"]),
               _cell(r["step_s"]), _memory_cell(r), _cell(r["memory_before_gb"]),
               f"{_cell(r['params_trainable_m'])} / {_cell(r['params_frozen_m'])}",
-              _cell(r["params_routing_m"]), _cell(r["load_1m"]), r["status"]) for r in rows]
+              _cell(r["params_routing_m"]), _cell(r["routing_state_gb"]),
+              _cell(r["saved_by_routing_gb"]), _cell(r["saved_by_global_blocks_gb"]),
+              _cell(r["load_1m"]), r["status"]) for r in rows]
     return _markdown(header, lines)
 
 

@@ -7,8 +7,11 @@
 Inference: batch 1, random weights (fixed seed, the same for every run of a model), random
 image, fixed keep ratio per routed block (default 0.25). Every case runs in a fresh process:
 a warm-up call, then the median of ``--repeats`` timed calls; CPU peak memory is that process's
-peak resident set (VmHWM), CUDA peak memory the peak allocation. Training: forward, backward
-and AdamW step on a random batch (default 2 x 512^2), MEMatte with and without its teacher.
+peak resident set (VmHWM), CUDA peak memory the peak allocation. ViTMatte runs twice: with
+this project's fused attention (vitmatte_s) and with the released implementation's dense
+N x N attention (vitmatte_s_dense). A case whose estimated peak exceeds --max-memory is
+reported as skipped instead of being run. Training: forward, backward and AdamW step on a
+random batch (default 2 x 512^2), MEMatte with and without its teacher.
 Writes <output>/inference.{md,csv,png} or <output>/training.{md,csv}.
 """
 
@@ -23,14 +26,14 @@ import time
 from pathlib import Path
 
 import torch
-from detectron2.config import LazyConfig
 
 from mematte_d2.benchmark.cases import (
     DTYPES,
-    MODEL_CONFIGS,
+    MODEL_NAMES,
     InferenceCase,
     TrainCase,
-    resolve_config,
+    load_model_config,
+    resolve_model,
 )
 from mematte_d2.benchmark.report import (
     INFERENCE_COLUMNS,
@@ -43,8 +46,9 @@ from mematte_d2.benchmark.report import (
     write_csv,
 )
 from mematte_d2.benchmark.runner import run_case
+from mematte_d2.inference.memory import MemoryBudget
 
-DEFAULT_MODELS = ("mematte_s", "vitmatte_s")
+DEFAULT_MODELS = ("mematte_s", "vitmatte_s", "vitmatte_s_dense")
 DEFAULT_SIZES = (512, 1024, 2048, 4096)
 
 
@@ -54,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 1)[1],
     )
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
-                   help=f"model names ({', '.join(MODEL_CONFIGS)}) or config files")
+                   help=f"model names ({', '.join(MODEL_NAMES)}) or config files")
     p.add_argument("--sizes", nargs="+", type=int, default=list(DEFAULT_SIZES),
                    help="square image sizes in pixels")
     p.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up")
@@ -72,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-case-seconds", type=float,
                    help="fewer timed runs (at least 1) when the warm-up shows the repeats would "
                         "take longer than this")
+    p.add_argument("--max-memory", default="auto",
+                   help="skip inference cases whose estimated peak memory exceeds this "
+                        "(e.g. 20GB; auto = 80%% of the memory available when the case starts; "
+                        "none = run everything)")
     p.add_argument("--skip", nargs="+", default=[], metavar="MODEL@SIZE",
                    help="cases not to run, reported as skipped (e.g. vitmatte_s@4096)")
     p.add_argument("--train", action="store_true",
@@ -88,9 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for model in args.models:
         try:
-            resolve_config(model)
+            resolve_model(model)
         except ValueError as e:
             p.error(str(e))
+    if args.max_memory.lower() != "none":
+        try:
+            MemoryBudget(args.max_memory, torch.device("cpu"))
+        except ValueError as e:
+            p.error(f"--max-memory: {e}")
     if any(s <= 0 or s % 32 for s in args.sizes):
         p.error(f"--sizes must be positive multiples of 32, got {args.sizes}")
     if args.repeats < 1 or args.threads < 1:
@@ -142,8 +155,7 @@ def _inference_cases(args: argparse.Namespace, device: str) -> list[InferenceCas
 def _train_cases(args: argparse.Namespace, device: str) -> list[TrainCase]:
     cases = []
     for model in args.models:
-        cfg = LazyConfig.load(str(resolve_config(model)))
-        model_cfg = LazyConfig.apply_overrides(cfg, list(args.opts)).model
+        model_cfg = load_model_config(model, args.opts).model
         has_teacher = model_cfg.get("teacher_backbone", None) is not None
         for teacher in ((True, False) if has_teacher else (False,)):
             cases.append(TrainCase(model=model, teacher=teacher, batch_size=args.batch_size,
@@ -169,11 +181,15 @@ def run(args: argparse.Namespace) -> int:
         header.append(f"- batch 1; keep ratio {args.keep_ratio} per routed block "
                       f"(`model.routing_budget(keep_ratio=...)`); decoder tile size {tile}")
     skipped = set(args.skip)
+    budget = (None if args.train or args.max_memory.lower() == "none"
+              else MemoryBudget(args.max_memory, torch.device(device)))
     for i, case in enumerate(cases, 1):
         name = f"{case.model}@{getattr(case, 'size', '')}"
         if name in skipped:
             result = {"status": "skipped (--skip)"}
         else:
+            if budget is not None:
+                case.max_memory_bytes = budget.bytes()
             result = run_case(case, timeout=args.timeout)
         rows.append(to_row(case, result))
         _report_progress(i, len(cases), rows[-1])

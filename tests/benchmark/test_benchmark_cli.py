@@ -19,7 +19,8 @@ def _rows(path):
 
 def test_benchmark_writes_table_csv_and_plot(tmp_path):
     out = tmp_path / "bench"
-    argv = ["--models", "mematte_s", "vitmatte_s", "--sizes", str(SIZE), "--repeats", "2",
+    argv = ["--models", "mematte_s", "vitmatte_s", "vitmatte_s_dense", "--sizes", str(SIZE),
+            "--repeats", "2",
             "--threads", "1", "--tile-size", "0", "--keep-ratio", "0.25", "--output", str(out),
             "--opts", *VITMATTE_OPTS]
     assert main(argv) == 0
@@ -27,12 +28,13 @@ def test_benchmark_writes_table_csv_and_plot(tmp_path):
     with open(out / "inference.csv", newline="") as f:
         assert tuple(csv.DictReader(f).fieldnames) == INFERENCE_COLUMNS
     rows = {r["model"]: r for r in _rows(out / "inference.csv")}
-    assert set(rows) == {"mematte_s", "vitmatte_s"}
+    assert set(rows) == {"mematte_s", "vitmatte_s", "vitmatte_s_dense"}
     tokens = (SIZE // 16) ** 2
     for row in rows.values():
         assert row["status"] == "ok", row
         assert float(row["latency_s"]) > 0 and int(row["timed_runs"]) == 2
         assert float(row["peak_memory_gb"]) >= float(row["memory_before_gb"]) > 0
+        assert float(row["estimated_peak_gb"]) > 0
         assert int(row["tokens_total"]) == tokens and row["tile_size"] == "0"
     # Every routed block of the tiny MEMatte (blocks 2 and 5) keeps ceil(0.25 * N) tokens.
     assert rows["mematte_s"]["tokens_routed"] == ";".join([str(math.ceil(0.25 * tokens))] * 2)
@@ -41,9 +43,36 @@ def test_benchmark_writes_table_csv_and_plot(tmp_path):
     table = (out / "inference.md").read_text()
     assert "keep ratio 0.25" in table and "| Model | Size |" in table
     assert f"{math.ceil(0.25 * tokens)} / {tokens}" in table
-    assert "mematte_s / vitmatte_s" in table  # the ratio table
+    assert "| mematte_s / vitmatte_s |" in table  # the ratio tables
+    assert "| mematte_s / vitmatte_s_dense |" in table
     image = matplotlib.image.imread(out / "inference.png")
     assert image.ndim == 3 and image.shape[0] > 100 and image[..., :3].std() > 0
+
+
+def test_cases_estimated_over_the_memory_limit_are_skipped(tmp_path):
+    out = tmp_path / "bench"
+    argv = ["--models", "vitmatte_s_dense", "--sizes", str(SIZE), "4096", "--repeats", "1",
+            "--threads", "1", "--tile-size", "0", "--max-memory", "4GB", "--output", str(out),
+            "--opts", *VITMATTE_OPTS]
+    assert main(argv) == 0
+    small, huge = _rows(out / "inference.csv")
+    assert small["status"] == "ok", small
+    # 65536 tokens, 2 heads, 3 score copies of 4 bytes: 96 GB of scores alone.
+    assert huge["status"].startswith("skipped: estimated peak") and "> limit 4.00 GB" in huge[
+        "status"]
+    assert float(huge["estimated_peak_gb"]) > 96 and huge["latency_s"] == ""
+
+
+def test_unknown_model_and_bad_memory_limit_are_rejected(capsys):
+    for argv, message in ((["--models", "vitmatte_x"], "unknown model 'vitmatte_x'"),
+                          (["--max-memory", "lots"], "--max-memory: cannot read memory size")):
+        try:
+            main(argv)
+        except SystemExit as e:
+            assert e.code == 2
+        else:
+            raise AssertionError(f"{argv} was accepted")
+        assert message in capsys.readouterr().err
 
 
 def test_failing_and_skipped_cases_are_reported_not_raised(tmp_path):

@@ -22,11 +22,23 @@ def test_ratio_table_pairs_mematte_with_vitmatte_of_the_same_size():
         inference_row(InferenceCase("vitmatte_s", 2048), {"status": "timeout (> 600 s)",
                                                          "peak_memory_lower_bound_bytes": 3 * GB}),
     ]
+    # Working memory: (1.0 - 0.5) / (4.0 - 0.5) GB.
     assert ratio_lines(rows) == [("mematte_s / vitmatte_s", "1024x1024", "cpu fp32", "0.25",
-                                  "0.25")]
+                                  "0.14", "0.25")]
     table = inference_markdown(rows)
     assert ">= 3.00 (when stopped)" in table and "timeout (> 600 s)" in table
     assert "256 / 1024" in table and "all 1024 (no routing)" in table
+
+
+def test_ratio_table_compares_with_both_vitmatte_attention_implementations():
+    rows = [
+        inference_row(InferenceCase("mematte_s", 1024), _ok(2.0, 1.0, [256, 256])),
+        inference_row(InferenceCase("vitmatte_s", 1024), _ok(4.0, 1.5)),
+        inference_row(InferenceCase("vitmatte_s_dense", 1024), _ok(5.0, 5.0)),
+    ]
+    pairs = {line[0]: line[3:] for line in ratio_lines(rows)}
+    assert pairs == {"mematte_s / vitmatte_s": ("0.67", "0.50", "0.50"),
+                     "mematte_s / vitmatte_s_dense": ("0.20", "0.11", "0.40")}
 
 
 def test_failed_row_has_no_measurements():

@@ -23,10 +23,23 @@ def test_train_benchmark_runs_mematte_with_and_without_teacher(tmp_path):
         assert row["status"] == "ok", row
         assert float(row["iters_per_s"]) > 0 and float(row["peak_memory_gb"]) > 0
         assert float(row["params_routing_m"]) > 0
+        assert float(row["routing_state_gb"]) >= 0 and float(row["saved_by_routing_gb"]) >= 0
     # The teacher's weights are frozen; without it nothing is.
     assert float(rows["True"]["params_frozen_m"]) > 0 == float(rows["False"]["params_frozen_m"])
     assert rows["True"]["params_trainable_m"] == rows["False"]["params_trainable_m"]
     assert "| Model | Teacher |" in (out / "training.md").read_text()
+
+
+def test_routers_and_refiners_memory_is_measured_in_training():
+    case = TrainCase(model="mematte_s", crop_size=64, repeats=1, threads=1, opts=MEMATTE_OPTS)
+    result = run_case(case)
+    assert result["status"] == "ok", result
+    # Routers and LTRMs run on every token in training and keep activations for backward:
+    # at least the routers' [B, N] decision logits of the 2 routed blocks.
+    assert result["saved_by_routing_bytes"] >= 2 * 2 * (64 // 16) ** 2 * 4
+    assert result["saved_by_global_blocks_bytes"] > result["saved_by_routing_bytes"]
+    row = train_row(case, result)
+    assert row["routing_state_gb"] == round(16 * result["params_routing"] / 2**30, 3)
 
 
 def test_train_case_of_vitmatte_has_no_routing_parameters():
@@ -34,4 +47,6 @@ def test_train_case_of_vitmatte_has_no_routing_parameters():
     row = train_row(case, run_case(case))
     assert row["status"] == "ok", row
     assert row["params_routing_m"] == 0 and row["params_frozen_m"] == 0
+    assert row["saved_by_routing_gb"] == 0 and row["routing_state_gb"] == 0
+    assert row["saved_by_global_blocks_gb"] >= 0
     assert "vitmatte_s | no | 2 x 64^2" in train_markdown([row])
