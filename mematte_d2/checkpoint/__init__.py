@@ -11,11 +11,13 @@ from .convert import (
 )
 from .initialize import initialize_from_checkpoint
 from .loading import CheckpointError, extract_state_dict, load_state_dict
+from .strict import StrictCheckpointer
 
 __all__ = [
     "CheckpointError",
     "ConversionError",
     "KeyReport",
+    "StrictCheckpointer",
     "compare_state_dicts",
     "describe_layout",
     "extract_state_dict",

@@ -6,7 +6,6 @@ import weakref
 from collections import OrderedDict
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import DefaultTrainer, TrainerBase, default_writers, hooks
@@ -17,12 +16,7 @@ from detectron2.utils.logger import setup_logger
 from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 
-from mematte_d2.checkpoint import (
-    CheckpointError,
-    compare_state_dicts,
-    initialize_from_checkpoint,
-    load_state_dict,
-)
+from mematte_d2.checkpoint import CheckpointError, StrictCheckpointer, initialize_from_checkpoint
 
 from .hooks import MattingVisualizer, unwrap_model
 from .step import MattingStepRunner, autocast_dtype
@@ -123,7 +117,7 @@ class MattingTrainer(DefaultTrainer):
             clip_grad_norm=clip.get("max_norm") if clip.get("enabled", False) else None,
         )
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = DetectionCheckpointer(
+        self.checkpointer = StrictCheckpointer(
             model, cfg.train.output_dir, trainer=weakref.proxy(self)
         )
         self.start_iter = 0
@@ -160,13 +154,10 @@ class MattingTrainer(DefaultTrainer):
         model = unwrap_model(self.model)
         if resume and self.checkpointer.has_checkpoint():
             path = self.checkpointer.get_checkpoint_file()
-            report = compare_state_dicts(load_state_dict(path), model.state_dict())
-            if not report.ok:
-                raise CheckpointError(
-                    f"cannot resume from {path}: it was written for another model.\n"
-                    f"{report.format()}"
-                )
-            self.checkpointer.resume_or_load(path, resume=True)
+            try:
+                self.checkpointer.resume_or_load(path, resume=True)
+            except CheckpointError as e:
+                raise CheckpointError(f"cannot resume from {path}: {e}") from None
             self.start_iter = self.iter + 1
             logger.info("Resumed from %s at iteration %d", path, self.start_iter)
         elif self.cfg.train.get("init_checkpoint"):

@@ -189,6 +189,18 @@ def test_checkpoint_of_another_architecture_is_refused(tiny_datasets_root, tmp_p
         trainer.resume_or_load(resume=False)
     assert trainer.iter == 0
 
+    # A last checkpoint of another architecture in the output dir is refused on resume, before
+    # any weight or the iteration is touched (detectron2 alone would load what fits).
+    run_dir = Path(cfg.train.output_dir)
+    torch.save({"model": wide.state_dict(), "iteration": 7}, run_dir / "model_0000007.pth")
+    (run_dir / "last_checkpoint").write_text("model_0000007.pth")
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    with pytest.raises(CheckpointError, match="cannot resume from .*model_0000007.pth.*another"):
+        trainer.resume_or_load(resume=True)
+    assert trainer.iter == 0 and trainer.start_iter == 0
+    after = trainer.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
 
 def test_demo_job_reports_before_and_after(tiny_datasets_root, tmp_path):
     out = tmp_path / "demo"
