@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from mematte_d2.data.compose import (
+    compose_pairs,
     composite,
     find_by_stem,
     list_image_files,
@@ -101,33 +102,31 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     for sub in SUBDIRS:
         (out / sub).mkdir(parents=True, exist_ok=True)
-    skipped, written = [], 0
-    for i, fg_path in enumerate(fgs):
-        try:
-            fg, alpha, alpha_path, trimap_path, trimap = _load_foreground(fg_path, args)
-        except _READ_ERRORS as e:
-            print(f"skipped foreground {fg_path}: {e}", file=sys.stderr)
-            skipped.append(fg_path)
-            continue
-        h, w = alpha.shape
-        for j in range(args.bg_per_fg):
-            bg_path = bgs[i * args.bg_per_fg + j]
-            try:
-                bg = scale_up_to_cover(to_uint8(read_image(bg_path)), h, w)[:h, :w]
-            except _READ_ERRORS as e:
-                print(f"skipped background {bg_path}: {e}", file=sys.stderr)
-                skipped.append(bg_path)
-                continue
-            name = f"{fg_path.stem}_{j}"
-            write_png(out / "merged" / f"{name}.png", composite(fg, alpha, bg))
-            write_png(out / "bg" / f"{name}.png", np.ascontiguousarray(bg))
-            shutil.copyfile(alpha_path, out / "alpha_copy" / f"{name}{alpha_path.suffix}")
-            shutil.copyfile(fg_path, out / "fg" / f"{name}{fg_path.suffix}")
-            if trimap_path is None:
-                write_png(out / "trimaps" / f"{name}.png", trimap)
-            else:
-                shutil.copyfile(trimap_path, out / "trimaps" / f"{name}{trimap_path.suffix}")
-            written += 1
+
+    def load_background(bg_path: Path, loaded) -> np.ndarray:
+        h, w = loaded[1].shape
+        return scale_up_to_cover(to_uint8(read_image(bg_path)), h, w)[:h, :w]
+
+    def write(fg_path: Path, j: int, loaded, bg: np.ndarray) -> None:
+        fg, alpha, alpha_path, trimap_path, trimap = loaded
+        name = f"{fg_path.stem}_{j}"
+        write_png(out / "merged" / f"{name}.png", composite(fg, alpha, bg))
+        write_png(out / "bg" / f"{name}.png", np.ascontiguousarray(bg))
+        shutil.copyfile(alpha_path, out / "alpha_copy" / f"{name}{alpha_path.suffix}")
+        shutil.copyfile(fg_path, out / "fg" / f"{name}{fg_path.suffix}")
+        if trimap_path is None:
+            write_png(out / "trimaps" / f"{name}.png", trimap)
+        else:
+            shutil.copyfile(trimap_path, out / "trimaps" / f"{name}{trimap_path.suffix}")
+
+    written, skipped = compose_pairs(
+        fgs,
+        lambda i: bgs[i * args.bg_per_fg:(i + 1) * args.bg_per_fg],
+        lambda fg_path: _load_foreground(fg_path, args),
+        load_background,
+        write,
+        _READ_ERRORS,
+    )
     print(f"wrote {written} composites to {out}; skipped {len(skipped)} unreadable file(s)")
     return 1 if skipped else 0
 

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from mematte_d2.data.compose import (
+    compose_pairs,
     composite,
     cover_crop,
     find_by_stem,
@@ -65,11 +66,12 @@ def _resize_long_side(img: np.ndarray, long_side: int) -> np.ndarray:
 
 
 def _load_foreground(fg_path: Path, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """(foreground uint8, alpha uint8), both resized to the target long side."""
     alpha_path = find_by_stem(args.alpha_dir, fg_path.stem)
     fg, alpha = to_uint8(read_image(fg_path)), read_alpha(alpha_path)
     check_same_size({fg_path: fg, alpha_path: alpha})
     alpha = np.clip(_resize_long_side(alpha, args.long_side), 0.0, 1.0)
-    return _resize_long_side(fg, args.long_side), alpha
+    return _resize_long_side(fg, args.long_side), alpha_to_png_array(alpha)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,31 +86,28 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     for sub in SUBDIRS:
         (out / sub).mkdir(parents=True, exist_ok=True)
-    skipped, written = [], 0
-    for i, fg_path in enumerate(fgs):
-        try:
-            fg, alpha = _load_foreground(fg_path, args)
-        except _READ_ERRORS as e:
-            print(f"skipped foreground {fg_path}: {e}", file=sys.stderr)
-            skipped.append(fg_path)
-            continue
-        alpha8 = alpha_to_png_array(alpha)
-        h, w = alpha8.shape
-        for j in range(args.bg_per_fg):
-            bg_path = bgs[(i * args.bg_per_fg + j) % len(bgs)]
-            try:
-                bg = cover_crop(to_uint8(read_image(bg_path)), h, w)
-            except _READ_ERRORS as e:
-                print(f"skipped background {bg_path}: {e}", file=sys.stderr)
-                skipped.append(bg_path)
-                continue
-            name = f"{fg_path.stem}_{j}.png"
-            write_png(out / "image" / name, composite(fg, alpha8 / np.float32(255.0), bg))
-            write_png(out / "alpha" / name, alpha8)
-            write_png(out / "trimap" / name, trimap_from_alpha(alpha8, kernel))
-            write_png(out / "fg" / name, fg)
-            write_png(out / "bg" / name, np.ascontiguousarray(bg))
-            written += 1
+
+    def load_background(bg_path: Path, loaded) -> np.ndarray:
+        h, w = loaded[1].shape
+        return cover_crop(to_uint8(read_image(bg_path)), h, w)
+
+    def write(fg_path: Path, j: int, loaded, bg: np.ndarray) -> None:
+        fg, alpha8 = loaded
+        name = f"{fg_path.stem}_{j}.png"
+        write_png(out / "image" / name, composite(fg, alpha8 / np.float32(255.0), bg))
+        write_png(out / "alpha" / name, alpha8)
+        write_png(out / "trimap" / name, trimap_from_alpha(alpha8, kernel))
+        write_png(out / "fg" / name, fg)
+        write_png(out / "bg" / name, np.ascontiguousarray(bg))
+
+    written, skipped = compose_pairs(
+        fgs,
+        lambda i: [bgs[(i * args.bg_per_fg + j) % len(bgs)] for j in range(args.bg_per_fg)],
+        lambda fg_path: _load_foreground(fg_path, args),
+        load_background,
+        write,
+        _READ_ERRORS,
+    )
     print(f"wrote {written} composites to {out}; skipped {len(skipped)} unreadable file(s)")
     return 1 if skipped else 0
 

@@ -7,7 +7,10 @@ that multi-megapixel images do not need several full-size float copies at once.
 import glob
 import math
 import os
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -17,6 +20,7 @@ from mematte_d2.inference.io import IMAGE_EXTENSIONS
 from .transforms import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN
 
 __all__ = [
+    "compose_pairs",
     "composite",
     "cover_crop",
     "find_by_stem",
@@ -98,3 +102,39 @@ def find_by_stem(directory: str | os.PathLike, stem: str) -> Path:
         what = "no image" if not found else f"{len(found)} images"
         raise FileNotFoundError(f"{Path(directory) / stem}.*: {what} with that name")
     return found[0]
+
+
+def compose_pairs(
+    foregrounds: Sequence[Path],
+    backgrounds_of: Callable[[int], Sequence[Path]],
+    load_foreground: Callable[[Path], Any],
+    load_background: Callable[[Path, Any], np.ndarray],
+    write: Callable[[Path, int, Any, np.ndarray], None],
+    read_errors: tuple[type[Exception], ...],
+) -> tuple[int, list[Path]]:
+    """The loop of the compose scripts: foreground i with each of ``backgrounds_of(i)``.
+
+    ``load_foreground(path)`` returns what ``load_background(path, fg)`` and
+    ``write(fg_path, j, fg, bg)`` need. A file whose loading raises one of ``read_errors`` is
+    reported on stderr by name and skipped (with its pairs); the run goes on. Returns the number
+    of composites written and the skipped files.
+    """
+    skipped: list[Path] = []
+    written = 0
+    for i, fg_path in enumerate(foregrounds):
+        try:
+            fg = load_foreground(fg_path)
+        except read_errors as e:
+            print(f"skipped foreground {fg_path}: {e}", file=sys.stderr)
+            skipped.append(fg_path)
+            continue
+        for j, bg_path in enumerate(backgrounds_of(i)):
+            try:
+                bg = load_background(bg_path, fg)
+            except read_errors as e:
+                print(f"skipped background {bg_path}: {e}", file=sys.stderr)
+                skipped.append(bg_path)
+                continue
+            write(fg_path, j, fg, bg)
+            written += 1
+    return written, skipped
