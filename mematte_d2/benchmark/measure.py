@@ -25,11 +25,10 @@ from mematte_d2.inference.memory import (
     peak_rss_bytes,
     token_grid,
 )
+from mematte_d2.utils.precision import autocast, autocast_dtype
 
 from .cases import InferenceCase, TrainCase, case_from_json, load_model_config, synthetic_pair
 from .saved_memory import SavedTensorMeter
-
-AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def build_model(model: str, opts: list[str], seed: int, teacher: bool = False) -> torch.nn.Module:
@@ -107,14 +106,11 @@ def run_inference(case: InferenceCase) -> dict:
         "image": torch.from_numpy(image).permute(2, 0, 1).float().to(device),
         "trimap": torch.from_numpy(trimap)[None].float().to(device),
     }]
-    autocast = torch.autocast(
-        device.type, dtype=AUTOCAST_DTYPES.get(case.dtype, torch.float32),
-        enabled=case.dtype != "fp32",
-    )
+    amp = autocast(autocast_dtype(case.dtype, device, setting="dtype"), device)
     outputs: list[dict] = []
 
     def call() -> None:
-        with torch.no_grad(), autocast, model.routing_budget(keep_ratio=case.keep_ratio):
+        with torch.no_grad(), amp, model.routing_budget(keep_ratio=case.keep_ratio):
             outputs[:] = model(inputs)
 
     if device.type == "cuda":

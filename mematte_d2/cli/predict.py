@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--background", help="image to composite the foreground onto")
     p.add_argument("--routing-overlay", action="store_true", help="write the routing map overlay")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="fp32 (default), or autocast to bf16 (CPU/CUDA) or fp16 (CUDA only)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides, key=value")
     return p
 
@@ -143,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), args.opts)
         predictor = MattingPredictor(
-            cfg, args.weights, device=args.device, max_memory=args.max_memory
+            cfg, args.weights, device=args.device, max_memory=args.max_memory,
+            precision=args.precision,
         )
     except (CheckpointError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)

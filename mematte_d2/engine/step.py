@@ -1,6 +1,5 @@
 """One optimisation step: seeded per iteration, optional autocast, grad scaling and clipping."""
 
-import contextlib
 import time
 
 import torch
@@ -8,20 +7,20 @@ from detectron2.engine import SimpleTrainer
 from detectron2.utils import comm
 
 from mematte_d2.data.resumable import sample_seed
+from mematte_d2.utils.precision import autocast
+from mematte_d2.utils.precision import autocast_dtype as _autocast_dtype
 
 __all__ = ["MattingStepRunner", "autocast_dtype"]
 
-_DTYPES = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16,
-           "bf16": torch.bfloat16}
-
 
 def autocast_dtype(name: str, device: torch.device) -> torch.dtype:
-    """The autocast dtype for ``train.amp.precision``; CPU autocast supports bfloat16 only."""
-    if name not in _DTYPES:
-        raise ValueError(f"train.amp.precision={name!r}: choose one of {sorted(_DTYPES)}")
-    dtype = _DTYPES[name]
-    if device.type == "cpu" and dtype != torch.bfloat16:
-        raise ValueError("train.amp.precision: autocast on CPU supports 'bfloat16' only")
+    """The autocast dtype for ``train.amp.precision`` (amp on: fp16 or bf16; CPU: bf16 only)."""
+    dtype = _autocast_dtype(name, device, setting="train.amp.precision")
+    if dtype is None:
+        raise ValueError(
+            f"train.amp.precision={name!r} is not a reduced precision; set train.amp.enabled="
+            "False for fp32 training"
+        )
     return dtype
 
 
@@ -54,11 +53,6 @@ class MattingStepRunner(SimpleTrainer):
         use_scaler = amp_dtype == torch.float16 and device.type == "cuda"
         self.grad_scaler = torch.amp.GradScaler("cuda") if use_scaler else None
 
-    def _autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
-
     def run_step(self) -> None:
         assert self.model.training, "[MattingStepRunner] model was switched to eval mode"
         start = time.perf_counter()
@@ -67,7 +61,7 @@ class MattingStepRunner(SimpleTrainer):
 
         torch.manual_seed(sample_seed(self.seed, comm.get_rank(), self.iter, stream=1))
         self.optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
+        with autocast(self.amp_dtype, self.device):
             loss_dict = self.model(data)
         losses = sum(loss_dict.values())
         if not torch.isfinite(losses):

@@ -179,3 +179,5 @@ def test_cpu_autocast_accepts_bf16_only():
         autocast_dtype("float16", torch.device("cpu"))
     with pytest.raises(ValueError, match="precision"):
         autocast_dtype("int8", torch.device("cpu"))
+    with pytest.raises(ValueError, match="train.amp.enabled=False"):
+        autocast_dtype("fp32", torch.device("cpu"))

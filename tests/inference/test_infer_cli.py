@@ -96,3 +96,18 @@ def test_bad_weights_and_missing_input_exit_2(tmp_path, capsys):
     args[3] = str(tmp_path / "nothing*.png")
     assert main(args) == 2
     assert "no image files found" in capsys.readouterr().err
+
+
+def test_precision_flag_bf16_writes_alpha_and_fp16_on_cpu_exits_2(tmp_path, weights, capsys):
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), image)
+    cv2.imwrite(str(tmp_path / "a_trimap.png"), _trimap(48, 64))
+    args = [*_common(weights), "--input", str(tmp_path / "a.png"),
+            "--trimap", str(tmp_path / "a_trimap.png"), "--output", str(tmp_path / "out"),
+            "--precision", "bf16", *MEMATTE_OPTS]
+    assert main(args) == 0
+    alpha = cv2.imread(str(tmp_path / "out/a_alpha.png"), cv2.IMREAD_UNCHANGED)
+    assert alpha.shape == (48, 64) and alpha[:12].max() == 0 and alpha[-12:].min() == 255
+    args[args.index("bf16")] = "fp16"
+    assert main(args) == 2
+    assert "autocast on CPU supports bfloat16" in capsys.readouterr().err

@@ -112,3 +112,25 @@ def test_memory_budget_sets_the_cap_or_refuses():
     plain = MattingPredictor(tiny_cfg("vitmatte"), device="cpu", max_memory="10MB")
     with pytest.raises(MemoryError, match="more than the budget of 10 MB"):
         plain(image, trimap)
+
+
+def test_bf16_precision_runs_in_bf16_close_to_fp32(predictor):
+    image, trimap = _sample()
+    fp32 = predictor(image, trimap)
+    bf16 = MattingPredictor(tiny_cfg(), device="cpu", max_memory=None, precision="bf16")
+    bf16.model.load_state_dict(predictor.model.state_dict())
+    seen = []
+    bf16.model.decoder.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+    alpha = bf16(image, trimap)
+    assert seen and seen[0] == torch.bfloat16  # autocast really was on
+    assert alpha.dtype == np.float32 and not np.array_equal(alpha, fp32)
+    # bf16 keeps 8 mantissa bits: the tiny random model's alphas move by well under 0.05.
+    assert np.abs(alpha - fp32).max() < 0.05
+    assert (alpha[trimap == 0] == 0).all() and (alpha[trimap == 255] == 1).all()
+
+
+def test_fp16_on_cpu_and_unknown_precision_are_refused():
+    with pytest.raises(ValueError, match="bfloat16"):
+        MattingPredictor(tiny_cfg(), device="cpu", max_memory=None, precision="fp16")
+    with pytest.raises(ValueError, match="precision='int8'"):
+        MattingPredictor(tiny_cfg(), device="cpu", max_memory=None, precision="int8")
