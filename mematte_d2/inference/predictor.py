@@ -108,8 +108,8 @@ class MattingPredictor:
             given (never above the config's `max_tokens`); None uses the config's cap as is.
             An image that does not fit the budget at all raises MemoryBudgetError.
         precision: "fp32" (default), or autocast to "bf16" (CPU or CUDA) / "fp16" (CUDA):
-            faster and lighter, with alphas that differ slightly from fp32. The memory budget
-            is still estimated for fp32, which errs on the safe side.
+            faster, with alphas that differ slightly from fp32. The memory budget is estimated
+            for fp32; autocast can need more (README, Performance: ViTMatte-S in CPU bf16).
     """
 
     def __init__(
