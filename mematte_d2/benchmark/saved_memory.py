@@ -46,6 +46,9 @@ class SavedTensorMeter:
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
+        while self._contexts:  # a forward that raised never reached its exit hook
+            self._contexts.pop().__exit__(None, None, None)
+        self._frames.clear()
 
     def _enter(self, name: str, module: nn.Module, inputs) -> None:
         excluded = {_storage_key(t) for t in _tensors(inputs)}

@@ -43,3 +43,22 @@ def test_hooks_are_removed_on_exit():
     module(torch.randn(2, 8)).sum().backward()
     assert meter.bytes["m"] == counted and not module._forward_hooks
     assert not module._forward_pre_hooks
+
+
+def test_a_forward_that_raises_leaves_no_hook_behind():
+    class Failing(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    failing = Failing()
+    meter = SavedTensorMeter({"f": [failing]})
+    try:
+        with meter:
+            failing(torch.randn(2))
+    except RuntimeError:
+        pass
+    # No pack hook is left active: what is saved afterwards is not counted, and backward works.
+    x = torch.randn(3, requires_grad=True)
+    (x * x).sum().backward()
+    assert meter.bytes["f"] == 0
+    assert torch.equal(x.grad, 2 * x)
