@@ -120,19 +120,17 @@ def grid_attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
+    hw: tuple[int, int],
     rel_pos: tuple[Tensor, Tensor] | None = None,
-    hw: tuple[int, int] | None = None,
 ) -> Tensor:
-    """Softmax attention of ``[B, heads, N, D]`` tensors over a full token grid via SDPA.
+    """Softmax attention of ``[B, heads, N, D]`` tensors over an ``hw`` token grid via SDPA.
 
-    With ``rel_pos=(rel_pos_h, rel_pos_w)`` the decomposed relative-position bias of the
-    ``hw`` grid is the ``attn_mask``. Queries are chunked so that at most ``MAX_BIAS_ELEMENTS``
-    bias entries exist at a time.
+    With ``rel_pos=(rel_pos_h, rel_pos_w)`` the decomposed relative-position bias of the grid is
+    the ``attn_mask``. Queries are chunked so that at most ``MAX_BIAS_ELEMENTS`` bias entries
+    exist at a time.
     """
     if rel_pos is None:
         return F.scaled_dot_product_attention(q, k, v)
-    if hw is None:
-        raise ValueError("grid_attention needs the grid size hw with rel_pos")
     rel_h, rel_w = decomposed_rel_pos_terms(q, rel_pos[0], rel_pos[1], hw)
     b, heads, n, _ = q.shape
     chunk = max(1, MAX_BIAS_ELEMENTS // max(1, b * heads * n))
@@ -150,15 +148,13 @@ def dense_grid_attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
+    hw: tuple[int, int],
     rel_pos: tuple[Tensor, Tensor] | None = None,
-    hw: tuple[int, int] | None = None,
 ) -> Tensor:
     """Softmax attention as the released ViTMatte computes it: the full ``[B, heads, N, N]``
     score matrix, plus the decomposed rel-pos bias of the ``hw`` grid, then softmax and values."""
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
     if rel_pos is not None:
-        if hw is None:
-            raise ValueError("dense_grid_attention needs the grid size hw with rel_pos")
         rel_h, rel_w = decomposed_rel_pos_terms(q, rel_pos[0], rel_pos[1], hw)
         b, heads, n, _ = scores.shape
         scores = scores.view(b, heads, n, *hw) + rel_h[..., :, None] + rel_w[..., None, :]
@@ -229,7 +225,7 @@ class Attention(nn.Module):
         b, h, w, c = x.shape
         q, k, v = self.qkv_heads(x.reshape(b, h * w, c))
         rel_pos = (self.rel_pos_h, self.rel_pos_w) if self.use_rel_pos else None
-        out = ATTENTION_IMPLS[self.attention_impl](q, k, v, rel_pos=rel_pos, hw=(h, w))
+        out = ATTENTION_IMPLS[self.attention_impl](q, k, v, (h, w), rel_pos=rel_pos)
         return self.merge_heads(out).reshape(b, h, w, c)
 
     def forward_tokens(self, tokens: Tensor) -> Tensor:
