@@ -33,6 +33,14 @@ def uses_running_stats(bn: nn.BatchNorm2d) -> bool:
     return not bn.training and bn.running_mean is not None and bn.running_var is not None
 
 
+def conv_bn_relu(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """``relu(bn(conv(x)))``; with running statistics (eval mode) as one conv, BN folded in."""
+    if not uses_running_stats(bn):
+        return F.relu(bn(conv(x)), inplace=True)
+    weight, bias = folded_batchnorm(conv, bn)
+    return F.relu(F.conv2d(x, weight, bias, conv.stride, conv.padding), inplace=True)
+
+
 class ConvBNReLU(nn.Module):
     """3x3 conv (no bias) + BatchNorm + ReLU (in eval mode as one conv with the BN folded in)."""
 
@@ -40,13 +48,9 @@ class ConvBNReLU(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_chans, out_chans, 3, stride=stride, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(out_chans)
-        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not uses_running_stats(self.bn):
-            return self.relu(self.bn(self.conv(x)))
-        weight, bias = folded_batchnorm(self.conv, self.bn)
-        return F.relu(self._conv(x, weight, bias), inplace=True)
+        return conv_bn_relu(x, self.conv, self.bn)
 
     def forward_concat(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         """``forward(torch.cat([first, second], 1))``; in eval mode as two convs on the parts,
@@ -106,10 +110,7 @@ class MattingHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv, bn, _, out = self.matting_convs
-        if not uses_running_stats(bn):
-            return self.matting_convs(x)
-        weight, bias = folded_batchnorm(conv, bn)
-        return out(F.relu(F.conv2d(x, weight, bias, conv.stride, conv.padding), inplace=True))
+        return out(conv_bn_relu(x, conv, bn))
 
 
 class DetailCapture(nn.Module):
