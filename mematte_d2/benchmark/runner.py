@@ -52,8 +52,8 @@ def _failure(returncode: int, stderr: str) -> str:
 def run_case(case: InferenceCase | TrainCase, timeout: float | None = None) -> dict:
     """Measure ``case`` in a new interpreter; returns the child's measurements plus
     ``status`` ("ok", "skipped: ...", "timeout (> N s)", "killed by ...", "error: ..."),
-    ``wall_s`` and the
-    1-minute load average when the case started (``load_1m``: other work skews latency)."""
+    ``wall_s`` and the 1-minute load average when the case started (``load_1m``: other work
+    skews latency)."""
     args = [sys.executable, "-m", "mematte_d2.benchmark.measure", case.to_json()]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     start = time.monotonic()
