@@ -57,6 +57,11 @@ class MEMatte(nn.Module):
         size_divisibility: inputs are zero-padded bottom/right to a multiple of this.
         distill_loss_weight, keep_ratio_loss_weight: multipliers of those two losses.
         tile_size, tile_context: test-time tiled decoding (0 = whole image at once).
+
+    An input dict may also carry "padded_size" (Hp, Wp), a multiple of ``size_divisibility``
+    at least the image size, to pad to instead of the next multiple, and "trimap_channel", a
+    1xHxW float tensor used verbatim as the fourth input channel instead of the 0 / 0.5 / 1
+    encoding of "trimap". Test mappers set them to feed the model as another code base does.
     """
 
     def __init__(
@@ -173,6 +178,19 @@ class MEMatte(nn.Module):
                 f"MEMatte: batched_inputs[{index}] trimap size {tuple(trimap.shape[-2:])} != "
                 f"image size {tuple(image.shape[-2:])}"
             )
+        if "trimap_channel" in item and item["trimap_channel"].shape != trimap.shape:
+            raise ValueError(
+                f"MEMatte: batched_inputs[{index}]['trimap_channel'] shape "
+                f"{tuple(item['trimap_channel'].shape)} != trimap shape {tuple(trimap.shape)}"
+            )
+        if "padded_size" in item:
+            padded, d = tuple(item["padded_size"]), self.size_divisibility
+            if (len(padded) != 2 or any(p % d for p in padded)
+                    or padded[0] < trimap.shape[-2] or padded[1] < trimap.shape[-1]):
+                raise ValueError(
+                    f"MEMatte: batched_inputs[{index}]['padded_size'] {padded} must be two "
+                    f"multiples of {d} at least the image size {tuple(trimap.shape[-2:])}"
+                )
         if training:
             alpha = item["alpha"]
             if alpha.shape != trimap.shape:
@@ -185,7 +203,10 @@ class MEMatte(nn.Module):
                     f"MEMatte: batched_inputs[{index}]['alpha'] must be a float tensor in [0, 1]"
                 )
 
-    def _padded_size(self, height: int, width: int) -> tuple[int, int]:
+    def _padded_size(self, item: dict) -> tuple[int, int]:
+        if "padded_size" in item:
+            return tuple(item["padded_size"])
+        height, width = item["image"].shape[-2:]
         d = self.size_divisibility
         return -(-height // d) * d, -(-width // d) * d
 
@@ -197,13 +218,16 @@ class MEMatte(nn.Module):
         full-resolution copy costs about 0.25 GB.
         """
         sizes = [tuple(item["image"].shape[-2:]) for item in batched_inputs]
-        padded = [self._padded_size(h, w) for h, w in sizes]
+        padded = [self._padded_size(item) for item in batched_inputs]
         height, width = max(p[0] for p in padded), max(p[1] for p in padded)
         inputs = torch.zeros(len(batched_inputs), 4, height, width, device=self.device)
         for i, (item, (h, w)) in enumerate(zip(batched_inputs, sizes)):
             image = inputs[i, :3, :h, :w]
             image.copy_(item["image"]).sub_(self.pixel_mean).div_(self.pixel_std)
-            inputs[i, 3:, :h, :w] = normalize_trimap(item["trimap"].to(self.device))
+            if "trimap_channel" in item:
+                inputs[i, 3:, :h, :w] = item["trimap_channel"]
+            else:
+                inputs[i, 3:, :h, :w] = normalize_trimap(item["trimap"].to(self.device))
         return inputs, inputs[:, 3:4]
 
     # ------------------------------------------------------------------ forward
@@ -272,7 +296,7 @@ class MEMatte(nn.Module):
         """Per-image outputs; images are batched only with others of the same padded size."""
         groups: dict[tuple[int, int], list[int]] = {}
         for i, item in enumerate(batched_inputs):
-            groups.setdefault(self._padded_size(*item["image"].shape[-2:]), []).append(i)
+            groups.setdefault(self._padded_size(item), []).append(i)
         results: list[dict] = [{} for _ in batched_inputs]
         for indices in groups.values():
             group = [batched_inputs[i] for i in indices]
