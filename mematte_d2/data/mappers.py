@@ -10,6 +10,12 @@ import numpy as np
 import torch
 
 from .reading import check_same_size, read_alpha, read_foreground, read_rgb, read_trimap_codes
+from .release_protocol import (
+    read_release_image,
+    read_release_trimap,
+    release_padded_size,
+    release_trimap_channel,
+)
 from .transforms import default_train_transforms
 
 __all__ = ["MattingTestMapper", "MattingTrainMapper"]
@@ -66,17 +72,38 @@ class MattingTrainMapper:
 
 
 class MattingTestMapper:
-    """Map an evaluation dict to the full-resolution {"image" 3xHxW 0-255, "trimap" 1xHxW with
-    codes 0/128/255, "alpha" 1xHxW [0, 1], "file_name", "image_id", "height", "width"}.
+    """Map an evaluation dict to the full-resolution {"image" 3xHxW 0-255, "trimap" 1xHxW,
+    "alpha" 1xHxW [0, 1], "file_name", "image_id", "height", "width", "protocol"}.
 
     Nothing is resized; image, alpha and trimap must have the same size.
+
+    Args:
+        protocol: "native" reads with OpenCV (EXIF rotation applied) and gives the trimap as
+            0 / 128 / 255 codes, encoded 0 / 0.5 / 1 by the model. "release" reproduces the
+            authors' ``inference.py`` (see :mod:`~mematte_d2.data.release_protocol`): PIL
+            decoding, the trimap file's own codes, the trimap channel as codes / 255
+            ("trimap_channel") and their padding rule ("padded_size"). The evaluator reads
+            "protocol" to quantise the prediction as that protocol saves it.
     """
+
+    PROTOCOLS = ("native", "release")
+
+    def __init__(self, protocol: str = "native"):
+        if protocol not in self.PROTOCOLS:
+            raise ValueError(
+                f"MattingTestMapper: protocol must be one of {self.PROTOCOLS}, got {protocol!r}"
+            )
+        self.protocol = protocol
 
     def __call__(self, dataset_dict: dict) -> dict:
         files = {key: dataset_dict[key] for key in ("file_name", "alpha_file", "trimap_file")}
-        image = read_rgb(files["file_name"])
+        if self.protocol == "release":
+            image = read_release_image(files["file_name"])
+            trimap = read_release_trimap(files["trimap_file"])
+        else:
+            image = read_rgb(files["file_name"])
+            trimap = read_trimap_codes(files["trimap_file"])
         alpha = read_alpha(files["alpha_file"])
-        trimap = read_trimap_codes(files["trimap_file"])
         check_same_size({files["file_name"]: image, files["alpha_file"]: alpha,
                          files["trimap_file"]: trimap})
         h, w = alpha.shape
@@ -85,7 +112,7 @@ class MattingTestMapper:
                 f"{files['file_name']}: the data set says {dataset_dict['height']}x"
                 f"{dataset_dict['width']} but the file is {h}x{w} (HxW)"
             )
-        return {
+        sample = {
             "image": _chw(image),
             "trimap": _chw(trimap),
             "alpha": _chw(alpha),
@@ -93,4 +120,9 @@ class MattingTestMapper:
             "image_id": dataset_dict["image_id"],
             "height": h,
             "width": w,
+            "protocol": self.protocol,
         }
+        if self.protocol == "release":
+            sample["trimap_channel"] = release_trimap_channel(trimap)
+            sample["padded_size"] = release_padded_size(h, w)
+        return sample

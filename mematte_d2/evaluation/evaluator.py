@@ -1,8 +1,8 @@
 """detectron2 DatasetEvaluator for alpha matting: official metrics, keep ratio, time, memory.
 
-Each prediction is first clamped to 0 / 1 in the trimap's known regions and quantised to 8
-bits exactly as a saved PNG holds it; the metrics are then those of
-compute_matting_metrics on (prediction PNG, ground-truth PNG, trimap).
+Each prediction is first turned into the 8-bit PNG its protocol saves (the input's "protocol",
+set by the test mapper; see :mod:`~mematte_d2.evaluation.protocols`); the metrics are then those
+of compute_matting_metrics on (prediction PNG, ground-truth PNG, trimap).
 """
 
 import itertools
@@ -19,10 +19,11 @@ from detectron2.utils import comm
 from detectron2.utils.file_io import PathManager
 
 from mematte_d2.inference.io import alpha_to_png_array, write_png
-from mematte_d2.utils.trimap import clamp_known_regions, trimap_to_uint8
+from mematte_d2.utils.trimap import trimap_to_uint8
 
 from .metrics import REGIONS, compute_matting_metrics
 from .peak_memory import PeakMemoryMeter
+from .protocols import PREDICTION_PNG
 from .report import format_table, metrics_to_record, summarize, write_csv, write_json
 
 logger = logging.getLogger(__name__)
@@ -136,7 +137,11 @@ class MattingEvaluator(DatasetEvaluator):
             )
         if gt.numel() and not 0.0 <= float(gt.min()) <= float(gt.max()) <= 1.0:
             raise ValueError(f"image {image_id}: ground-truth alpha must be in [0, 1] (PNG / 255)")
-        pred_png = alpha_to_png_array(clamp_known_regions(pred, trimap).numpy())
+        protocol = item.get("protocol", "native")
+        if protocol not in PREDICTION_PNG:
+            raise ValueError(f"image {image_id}: unknown evaluation protocol {protocol!r} "
+                             f"(known: {', '.join(PREDICTION_PNG)})")
+        pred_png = PREDICTION_PNG[protocol](pred, trimap)
         gt_png = alpha_to_png_array(gt.numpy())
         trimap_u8 = trimap_to_uint8(trimap.numpy())
         if self._save_predictions:
