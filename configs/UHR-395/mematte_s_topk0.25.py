@@ -13,3 +13,4 @@ __all__ = ["dataloader", "lr_multiplier", "model", "optimizer", "train"]
 dataloader.train.total_batch_size = 32
 train.max_iter = int(35500 / 32 * 30)
 train.output_dir = "./output/uhr395_mematte_s_topk0.25"
+model.backbone.max_tokens = 18500  # the release's inference cap of routed tokens per block

@@ -13,8 +13,12 @@ from mematte_d2.evaluation import MattingEvaluator
 
 
 def matting_dataloader(train: str, test: str, crop_size: int = 512, total_batch_size: int = 32,
-                       num_workers: int = 4):
-    """``dataloader`` node: GCA-style training crops from `train`, full-size test on `test`."""
+                       num_workers: int = 4, test_protocol: str = "release"):
+    """``dataloader`` node: GCA-style training crops from `train`, full-size test on `test`.
+
+    `test_protocol` (``dataloader.test.mapper.protocol``): "release" feeds and saves test images
+    as the authors' inference.py (the published numbers), "native" as MattingPredictor.
+    """
     dataloader = OmegaConf.create()
     dataloader.train = L(build_matting_train_loader)(
         dataset=train,
@@ -24,7 +28,7 @@ def matting_dataloader(train: str, test: str, crop_size: int = 512, total_batch_
         seed=None,  # None: train.seed
     )
     dataloader.test = L(build_matting_test_loader)(
-        dataset=test, mapper=L(MattingTestMapper)(), num_workers=2
+        dataset=test, mapper=L(MattingTestMapper)(protocol=test_protocol), num_workers=2
     )
     dataloader.evaluator = L(MattingEvaluator)(dataset_name=test, save_predictions=False)
     return dataloader

@@ -3,5 +3,6 @@
 from ._matting import matting_dataloader
 
 dataloader = matting_dataloader(
-    "synthetic_train", "synthetic_test", crop_size=128, total_batch_size=4, num_workers=1
+    "synthetic_train", "synthetic_test", crop_size=128, total_batch_size=4, num_workers=1,
+    test_protocol="native",
 )
