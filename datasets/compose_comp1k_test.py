@@ -1,9 +1,12 @@
-"""Compose the Composition-1K test set by the Deep Image Matting recipe.
+"""Compose the Composition-1K test set byte for byte as the official Adobe script does.
 
 Each of the 50 Adobe test foregrounds is composited onto 20 PASCAL VOC backgrounds, handed out
-in order (foreground i gets backgrounds 20 i .. 20 i + 19). A background smaller than the
-foreground is enlarged (bicubic, aspect kept) just enough to cover it, then its top-left
-corner is used. Outputs, named `<fg stem>_<j>` (j = 0..19):
+in order (foreground i gets backgrounds 20 i .. 20 i + 19). As in the Deep Image Matting
+release's Composition_code.py (files read by PIL): a background smaller than the foreground is
+enlarged with PIL's bicubic filter (aspect kept, sides rounded up) just enough to cover it, its
+top-left corner is used, and each pixel keeps the foreground where alpha is 255, the
+background where it is 0 and is truncated to an integer in between
+(mematte_d2.data.compose.adobe_composite). Outputs, named `<fg stem>_<j>` (j = 0..19):
 
     OUT/merged/*.png       composited images
     OUT/alpha_copy/*       the foreground's alpha (copied file)
@@ -35,22 +38,17 @@ from pathlib import Path
 import numpy as np
 
 from mematte_d2.data.compose import (
+    adobe_background,
+    adobe_composite,
     compose_pairs,
-    composite,
     find_by_stem,
     list_image_files,
-    scale_up_to_cover,
+    read_adobe_alpha,
+    read_adobe_rgb,
     trimap_from_alpha,
 )
-from mematte_d2.data.reading import check_same_size, read_alpha
-from mematte_d2.inference.io import (
-    ImageReadError,
-    alpha_to_png_array,
-    read_image,
-    read_trimap,
-    to_uint8,
-    write_png,
-)
+from mematte_d2.data.reading import check_same_size
+from mematte_d2.inference.io import ImageReadError, read_trimap, write_png
 
 SUBDIRS = ("merged", "alpha_copy", "trimaps", "fg", "bg")
 _READ_ERRORS = (ImageReadError, FileNotFoundError, ValueError)
@@ -73,16 +71,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _load_foreground(fg_path: Path, args: argparse.Namespace):
-    """(fg uint8, alpha float, alpha file, trimap file or None, trimap array)."""
+    """(fg uint8, alpha uint8, alpha file, trimap file or None, trimap array)."""
     alpha_path = find_by_stem(args.alpha_dir, fg_path.stem)
-    fg = to_uint8(read_image(fg_path))
-    alpha = read_alpha(alpha_path)
+    fg = np.asarray(read_adobe_rgb(fg_path))
+    alpha = read_adobe_alpha(alpha_path)
     if args.trimap_dir:
         trimap_path = find_by_stem(args.trimap_dir, fg_path.stem)
         trimap = read_trimap(trimap_path)
     else:
         trimap_path = None
-        trimap = trimap_from_alpha(alpha_to_png_array(alpha), args.trimap_kernel)
+        trimap = trimap_from_alpha(alpha, args.trimap_kernel)
     arrays = {fg_path: fg, alpha_path: alpha}
     if trimap_path is not None:
         arrays[trimap_path] = trimap
@@ -105,12 +103,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def load_background(bg_path: Path, loaded) -> np.ndarray:
         h, w = loaded[1].shape
-        return scale_up_to_cover(to_uint8(read_image(bg_path)), h, w)[:h, :w]
+        return adobe_background(read_adobe_rgb(bg_path), h, w)
 
     def write(fg_path: Path, j: int, loaded, bg: np.ndarray) -> None:
         fg, alpha, alpha_path, trimap_path, trimap = loaded
         name = f"{fg_path.stem}_{j}"
-        write_png(out / "merged" / f"{name}.png", composite(fg, alpha, bg))
+        write_png(out / "merged" / f"{name}.png", adobe_composite(fg, alpha, bg))
         write_png(out / "bg" / f"{name}.png", np.ascontiguousarray(bg))
         shutil.copyfile(alpha_path, out / "alpha_copy" / f"{name}{alpha_path.suffix}")
         shutil.copyfile(fg_path, out / "fg" / f"{name}{fg_path.suffix}")

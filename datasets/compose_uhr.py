@@ -3,9 +3,10 @@
 UHR-395 (MEMatte's set: 395 alpha mattes, mean 4872 x 6017 px) is composited this way. Each
 foreground and its alpha are resized so that the long side is --long-side pixels; foreground
 i gets backgrounds (i M + j) mod #backgrounds, each scaled to cover the foreground and
-centre-cropped. Trimaps are made from the alpha by eroding its opaque and transparent parts
-with a disc (diameter --trimap-kernel, default long side / 100). Outputs, named
-`<fg stem>_<j>.png`, form an evaluation set:
+centre-cropped; the blend is the official Adobe per-pixel rule of Composition-1K (foreground
+where alpha is 255, background where 0, truncated in between). Trimaps are made from the
+alpha by eroding its opaque and transparent parts with a disc (diameter --trimap-kernel,
+default long side / 100). Outputs, named `<fg stem>_<j>.png`, form an evaluation set:
 
     OUT/image/  OUT/alpha/  OUT/trimap/  OUT/fg/  OUT/bg/
 
@@ -24,8 +25,8 @@ import cv2
 import numpy as np
 
 from mematte_d2.data.compose import (
+    adobe_composite,
     compose_pairs,
-    composite,
     cover_crop,
     find_by_stem,
     list_image_files,
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     def write(fg_path: Path, j: int, loaded, bg: np.ndarray) -> None:
         fg, alpha8 = loaded
         name = f"{fg_path.stem}_{j}.png"
-        write_png(out / "image" / name, composite(fg, alpha8 / np.float32(255.0), bg))
+        write_png(out / "image" / name, adobe_composite(fg, alpha8, bg))
         write_png(out / "alpha" / name, alpha8)
         write_png(out / "trimap" / name, trimap_from_alpha(alpha8, kernel))
         write_png(out / "fg" / name, fg)

@@ -1,13 +1,17 @@
-"""datasets/compose_*.py on tiny folders, including unreadable files."""
+"""datasets/compose_*.py on tiny folders, including unreadable files, and the official Adobe
+composition rule against a straightforward per-pixel implementation of it."""
 
 import importlib.util
+import math
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from data_samples import soft_alpha
+from PIL import Image
 
+from mematte_d2.data.compose import adobe_background, adobe_composite
 from mematte_d2.inference.io import write_png
 
 DATASETS = Path(__file__).resolve().parents[2] / "datasets"
@@ -22,6 +26,68 @@ def _script(name):
 
 def _read(path):
     return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+
+
+def official_composite(fg: Image.Image, alpha: Image.Image, bg: Image.Image) -> np.ndarray:
+    """The rule of the Deep Image Matting Composition_code.py, pixel by pixel on PIL images."""
+    w, h = fg.size
+    if fg.mode not in ("RGB", "RGBA"):
+        fg = fg.convert("RGB")
+    if bg.mode != "RGB":
+        bg = bg.convert("RGB")
+    bw, bh = bg.size
+    wratio, hratio = w / bw, h / bh
+    ratio = wratio if wratio > hratio else hratio
+    if ratio > 1:
+        bg = bg.resize((math.ceil(bw * ratio), math.ceil(bh * ratio)), Image.BICUBIC)
+    out = bg.crop((0, 0, w, h))
+    fg_px, a_px, out_px = fg.load(), alpha.load(), out.load()
+    for y in range(h):
+        for x in range(w):
+            a = a_px[x, y] / 255
+            if a >= 1:
+                out_px[x, y] = tuple(fg_px[x, y][:3])
+            elif a > 0:
+                out_px[x, y] = tuple(int(a * fg_px[x, y][c] + (1 - a) * out_px[x, y][c])
+                                     for c in range(3))
+    return np.asarray(out)
+
+
+def _soft_alpha_with_every_level(h, w, rng):
+    """soft_alpha plus a row holding 0, 1, ..., 255 so every blend weight occurs."""
+    alpha = soft_alpha(h, w, rng)
+    alpha[h // 2, : min(w, 256)] = np.arange(min(w, 256))
+    return alpha
+
+
+@pytest.mark.parametrize(("fg_mode", "bg_size", "bg_mode"), [
+    ("RGB", (23, 17), "RGB"),     # smaller than the foreground: enlarged (bicubic) and cropped
+    ("RGBA", (90, 70), "L"),      # larger: cropped only; a grayscale background made RGB
+    ("RGB", (61, 30), "RGB"),     # wider but shorter: enlarged by the height ratio
+])
+def test_adobe_rule_is_the_official_per_pixel_composition(fg_mode, bg_size, bg_mode):
+    rng = np.random.default_rng(3)
+    h, w = 41, 57
+    channels = 4 if fg_mode == "RGBA" else 3
+    fg = Image.fromarray(rng.integers(0, 256, (h, w, channels), np.uint8), fg_mode)
+    alpha = Image.fromarray(_soft_alpha_with_every_level(h, w, rng), "L")
+    shape = (bg_size[1], bg_size[0]) + ((3,) if bg_mode == "RGB" else ())
+    bg = Image.fromarray(rng.integers(0, 256, shape, np.uint8), bg_mode)
+    expected = official_composite(fg, alpha, bg)
+    ours = adobe_composite(np.asarray(fg.convert("RGB")), np.asarray(alpha),
+                           adobe_background(bg, h, w))
+    assert ours.dtype == np.uint8 and ours.shape == (h, w, 3)
+    np.testing.assert_array_equal(ours, expected)
+    a = np.asarray(alpha)
+    assert (a == 0).any() and (a == 255).any() and ((a > 0) & (a < 255)).any()
+
+
+def test_adobe_composite_rejects_float_alpha_and_small_background():
+    fg = np.zeros((4, 5, 3), np.uint8)
+    with pytest.raises(TypeError, match="uint8"):
+        adobe_composite(fg, np.zeros((4, 5), np.float32), fg)
+    with pytest.raises(ValueError, match="bg must cover"):
+        adobe_composite(fg, np.zeros((4, 5), np.uint8), fg[:3])
 
 
 @pytest.fixture
@@ -56,12 +122,12 @@ def test_comp1k_recipe_with_unreadable_files(adobe, tmp_path, capsys):
     # a gets bg0, bg1; b gets bg2 (unreadable, skipped) and bg3; c is unreadable.
     for sub in ("merged", "alpha_copy", "trimaps", "fg", "bg"):
         assert sorted(p.stem for p in (out / sub).iterdir()) == ["a_0", "a_1", "b_1"]
-    fg, alpha = _read(adobe["fg"] / "a.png"), _read(adobe["alpha"] / "a.png")
+    fg, alpha = Image.open(adobe["fg"] / "a.png"), Image.open(adobe["alpha"] / "a.png")
     for j in (0, 1):
         merged, bg = _read(out / "merged" / f"a_{j}.png"), _read(out / "bg" / f"a_{j}.png")
         assert merged.shape == bg.shape == (40, 50, 3)
-        a = alpha[..., None] / 255.0
-        assert np.abs(merged - (fg * a + bg * (1 - a))).max() <= 0.51
+        official = official_composite(fg, alpha, Image.open(adobe["bg"] / f"bg{j}.png"))
+        np.testing.assert_array_equal(merged[..., ::-1], official)
         assert (out / "alpha_copy" / f"a_{j}.png").read_bytes() == (
             adobe["alpha"] / "a.png").read_bytes()
         assert (out / "trimaps" / f"a_{j}.png").read_bytes() == (
@@ -107,7 +173,9 @@ def test_uhr_composes_at_the_target_size(tmp_path, capsys):
         read = {sub: _read(out / sub / f"{stem}.png") for sub in ("image", "alpha", "trimap",
                                                                   "fg", "bg")}
         assert read["image"].shape[:2] == read["alpha"].shape == shape
-        a = read["alpha"][..., None] / 255.0
-        assert np.abs(read["image"] - (read["fg"] * a + read["bg"] * (1 - a))).max() <= 0.51
+        official = official_composite(*(Image.fromarray(read[k][..., ::-1] if k != "alpha"
+                                                        else read[k]) for k in ("fg", "alpha",
+                                                                                "bg")))
+        np.testing.assert_array_equal(read["image"][..., ::-1], official)
         frac = (read["alpha"] > 0) & (read["alpha"] < 255)
         assert frac.any() and np.all(read["trimap"][frac] == 128)
