@@ -213,9 +213,9 @@ class MEMatte(nn.Module):
     def preprocess(self, batched_inputs: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised 4-channel batch zero-padded to a common multiple of ``size_divisibility``.
 
-        Returns (inputs [B, 4, Hp, Wp], trimaps [B, 1, Hp, Wp] in 0 / 0.5 / 1, a view of
-        channel 3 of inputs). Written into one preallocated tensor: at 4096 x 4096 every extra
-        full-resolution copy costs about 0.25 GB.
+        Returns (inputs [B, 4, Hp, Wp], trimaps [B, 1, Hp, Wp] in 0 / 0.5 / 1 or the items'
+        "trimap_channel", a view of channel 3 of inputs). Written into one preallocated tensor:
+        at 4096 x 4096 every extra full-resolution copy costs about 0.25 GB.
         """
         sizes = [tuple(item["image"].shape[-2:]) for item in batched_inputs]
         padded = [self._padded_size(item) for item in batched_inputs]

@@ -17,7 +17,7 @@ from PIL import Image
 
 from mematte_d2.cli.train import evaluate
 from mematte_d2.data import MattingTestMapper, register_matting_dataset
-from mematte_d2.data.release_protocol import release_padded_size
+from mematte_d2.data.release_protocol import read_release_trimap, release_padded_size
 from mematte_d2.evaluation import MattingEvaluator, compute_matting_metrics
 from mematte_d2.evaluation.protocols import release_prediction_png
 from mematte_d2.inference.io import read_image
@@ -168,11 +168,38 @@ def test_mapper_rejects_an_unknown_protocol():
         MattingTestMapper(protocol="paper")
 
 
-def test_model_rejects_a_padded_size_smaller_than_the_image():
+def _tiny_model():
     cfg = LazyConfig.apply_overrides(
         LazyConfig.load("configs/Composition-1K/mematte_s_topk0.25.py"), TINY_MODEL)
-    model = instantiate(cfg.model).eval()
-    item = {"image": torch.zeros(3, 40, 40), "trimap": torch.zeros(1, 40, 40),
-            "padded_size": (32, 64)}
-    with pytest.raises(ValueError, match="padded_size"):
-        model([item])
+    return instantiate(cfg.model).eval()
+
+
+def test_model_pads_to_the_given_size_and_feeds_the_trimap_channel_verbatim():
+    model = _tiny_model()
+    trimap = torch.full((1, 40, 40), 128.0)
+    item = {"image": torch.zeros(3, 40, 40), "trimap": trimap, "padded_size": (64, 96),
+            "trimap_channel": trimap / 255}
+    inputs, trimaps = model.preprocess([item])
+    assert inputs.shape == (1, 4, 64, 96)
+    assert torch.all(trimaps[0, 0, :40, :40] == torch.tensor(128 / 255))
+    assert torch.all(trimaps[0, 0, 40:] == 0) and torch.all(trimaps[0, 0, :, 40:] == 0)
+    native, _ = model.preprocess([{"image": item["image"], "trimap": trimap}])
+    assert native.shape == (1, 4, 64, 64) and torch.all(native[0, 3, :40, :40] == 0.5)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("padded_size", (32, 64), "padded_size"),
+    ("padded_size", (48, 64), "padded_size"),
+    ("trimap_channel", torch.zeros(1, 40, 39), "trimap_channel"),
+])
+def test_model_rejects_bad_protocol_inputs(key, value, message):
+    item = {"image": torch.zeros(3, 40, 40), "trimap": torch.zeros(1, 40, 40), key: value}
+    with pytest.raises(ValueError, match=message):
+        _tiny_model()([item])
+
+
+def test_release_trimap_reader_rejects_16_bit_files(tmp_path):
+    path = tmp_path / "tri16.png"
+    Image.fromarray(np.full((4, 4), 32768, np.uint16)).save(path)
+    with pytest.raises(ValueError, match="tri16.png: trimap mode"):
+        read_release_trimap(path)
