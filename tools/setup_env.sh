@@ -2,7 +2,8 @@
 # Create or reuse the project's virtual environment and install what mematte_d2 needs.
 #
 # Re-installs only when the requirement set changed: a stamp file in the venv holds a
-# hash of requirements.txt, setup.py and this script. detectron2 comes from, in order:
+# hash of requirements.txt, setup.py, this script and the routing-ablations project's
+# pyproject.toml. detectron2 comes from, in order:
 #   1. an importable detectron2 already in the venv;
 #   2. $DETECTRON2_SOURCE (a git URL or a local checkout), pip-installed without build
 #      isolation so that it compiles against the venv's torch;
@@ -17,7 +18,9 @@ PYTHON="${PYTHON:-python3}"
 STAMP="$VENV/.mematte_d2_requirements.sha256"
 D2_WHEEL="sal-detectron2==0.7.2"
 
-want_hash="$(cat "$ROOT/requirements.txt" "$ROOT/setup.py" "$ROOT/tools/setup_env.sh" | sha256sum | cut -d' ' -f1)"
+ABLATIONS="$ROOT/projects/routing_ablations"
+want_hash="$(cat "$ROOT/requirements.txt" "$ROOT/setup.py" "$ROOT/tools/setup_env.sh" \
+    "$ABLATIONS/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 
 has_detectron2() {
     "$VENV/bin/python" -c "import detectron2.config, detectron2.engine" >/dev/null 2>&1
@@ -54,5 +57,7 @@ fi
 has_detectron2 || { echo "[setup_env] detectron2 is still not importable" >&2; exit 1; }
 
 "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT"
+# The routing-ablations project is a package of its own; its configs and tests import it.
+"${PIP[@]}" install --no-deps --no-build-isolation -e "$ABLATIONS"
 echo "$want_hash" > "$STAMP"
 echo "[setup_env] done"

@@ -57,6 +57,8 @@ class InferenceCase:
 
     ``keep_ratio``: fixed share of tokens each routed block sends to global attention;
     ``tile_size``: decoder tile size (None = the config's, 0 = whole image at once);
+    ``count_flops``: after the timed calls, trace one more call and count its FLOPs
+    (``flops.count_gflops``);
     ``max_memory_bytes``: a case whose estimated peak (``estimate_peak_memory``) exceeds this is
     not run but reported as skipped, so that a quadratic-memory baseline cannot exhaust the
     machine (None = always run).
@@ -73,6 +75,7 @@ class InferenceCase:
     seed: int = 0
     max_seconds: float | None = None
     max_memory_bytes: int | None = None
+    count_flops: bool = True
     opts: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:

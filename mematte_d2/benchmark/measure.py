@@ -28,6 +28,7 @@ from mematte_d2.inference.memory import (
 from mematte_d2.utils.precision import autocast, autocast_dtype
 
 from .cases import InferenceCase, TrainCase, case_from_json, load_model_config, synthetic_pair
+from .flops import count_gflops
 from .saved_memory import SavedTensorMeter
 
 
@@ -120,13 +121,19 @@ def run_inference(case: InferenceCase) -> dict:
     times = [_timed(call, device) for _ in range(_repeat_count(case.repeats, warmup,
                                                                   case.max_seconds))]
     routing = outputs[0]["routing"]
+    peak = _peak_memory(device)
+    gflops = None
+    if case.count_flops:
+        with amp, model.routing_budget(keep_ratio=case.keep_ratio):
+            gflops = count_gflops(model, inputs[0]["image"], inputs[0]["trimap"])
     return {
         "latency_s": statistics.median(times),
         "latency_min_s": min(times),
         "warmup_s": warmup,
         "timed_runs": len(times),
-        "peak_memory_bytes": _peak_memory(device),
+        "peak_memory_bytes": peak,
         "memory_before_bytes": before,
+        "gflops": gflops,
         "tokens_total": int(routing.shape[-2] * routing.shape[-1]),
         "tokens_routed": [int(n) for n in routing.flatten(1).sum(1).tolist()],
         "tile_size": int(model.tile_size),

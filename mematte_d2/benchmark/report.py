@@ -12,7 +12,7 @@ ADAM_BYTES_PER_PARAM = 16
 
 INFERENCE_COLUMNS = (
     "model", "size", "megapixels", "device", "dtype", "keep_ratio", "tile_size", "threads",
-    "status", "latency_s", "latency_min_s", "timed_runs", "warmup_s", "peak_memory_gb",
+    "status", "gflops", "latency_s", "latency_min_s", "timed_runs", "warmup_s", "peak_memory_gb",
     "peak_memory_lower_bound_gb", "memory_before_gb", "estimated_peak_gb", "tokens_total",
     "tokens_routed_per_block",
     "tokens_routed", "load_1m",
@@ -49,6 +49,7 @@ def inference_row(case, result: dict) -> dict:
         "tile_size": result.get("tile_size", case.tile_size),
         "threads": case.threads,
         "status": result["status"],
+        "gflops": _significant(result.get("gflops")),
         "latency_s": _round(result.get("latency_s")),
         "latency_min_s": _round(result.get("latency_min_s")),
         "timed_runs": result.get("timed_runs"),
@@ -98,6 +99,10 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def _significant(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else float(f"{value:.{digits}g}")
+
+
 def write_csv(rows: Sequence[dict], path: Path, columns: Sequence[str]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
@@ -129,7 +134,8 @@ def _markdown(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
 
 def inference_markdown(rows: Sequence[dict]) -> str:
     """Results table plus, where both were measured, MEMatte / ViTMatte ratios per size."""
-    header = ("Model", "Size", "MP", "Device", "dtype", "Latency s (median)", "Peak memory GB",
+    header = ("Model", "Size", "MP", "Device", "dtype", "GFLOPs", "Latency s (median)",
+              "Peak memory GB",
               "Before forward GB", "Estimated peak GB", "Tokens routed / block", "Load at start",
               "Status")
     lines = []
@@ -139,14 +145,16 @@ def inference_markdown(rows: Sequence[dict]) -> str:
             f"{routed:.0f} / {r['tokens_total']}" if routed is not None
             else f"all {r['tokens_total']} (no routing)")
         lines.append((r["model"], f"{r['size']}x{r['size']}", _cell(r["megapixels"]),
-                      r["device"], r["dtype"], _cell(r["latency_s"]), _memory_cell(r),
+                      r["device"], r["dtype"], _cell(r["gflops"]), _cell(r["latency_s"]),
+                      _memory_cell(r),
                       _cell(r["memory_before_gb"]), _cell(r["estimated_peak_gb"]), tokens,
                       _cell(r["load_1m"]), r["status"]))
     text = _markdown(header, lines)
     ratios = ratio_lines(rows)
     if ratios:
         text += "\n\n" + _markdown(
-            ("Pair", "Size", "dtype", "Memory ratio", "Working-memory ratio", "Latency ratio"),
+            ("Pair", "Size", "dtype", "Memory ratio", "Working-memory ratio", "Latency ratio",
+             "GFLOPs ratio"),
             ratios,
         )
         text += ("\n\nMemory ratio: peak / peak. Working-memory ratio: (peak - before forward) / "
@@ -166,9 +174,11 @@ def ratio_lines(rows: Sequence[dict]) -> list[tuple[str, ...]]:
                 continue
             working = (r["peak_memory_gb"] - r["memory_before_gb"]) / max(
                 other["peak_memory_gb"] - other["memory_before_gb"], 1e-9)
+            flops = (f"{r['gflops'] / other['gflops']:.2f}"
+                     if r.get("gflops") and other.get("gflops") else "-")
             lines.append((f"{ours} / {base}", f"{size}x{size}", f"{device} {dtype}",
                           f"{r['peak_memory_gb'] / other['peak_memory_gb']:.2f}",
-                          f"{working:.2f}", f"{r['latency_s'] / other['latency_s']:.2f}"))
+                          f"{working:.2f}", f"{r['latency_s'] / other['latency_s']:.2f}", flops))
     return lines
 
 

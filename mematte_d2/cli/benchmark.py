@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "none = run everything)")
     p.add_argument("--skip", nargs="+", default=[], metavar="MODEL@SIZE",
                    help="cases not to run, reported as skipped (e.g. vitmatte_s@4096)")
+    p.add_argument("--no-flops", action="store_true",
+                   help="do not trace an extra call per inference case to count its GFLOPs")
     p.add_argument("--train", action="store_true",
                    help="benchmark training steps instead of inference")
     p.add_argument("--batch-size", type=int, default=2, help="training batch size")
@@ -147,7 +149,7 @@ def _inference_cases(args: argparse.Namespace, device: str) -> list[InferenceCas
         InferenceCase(model=model, size=size, device=device, dtype=dtype,
                       keep_ratio=args.keep_ratio, tile_size=args.tile_size, threads=args.threads,
                       repeats=args.repeats, seed=args.seed, max_seconds=args.max_case_seconds,
-                      opts=list(args.opts))
+                      count_flops=not args.no_flops, opts=list(args.opts))
         for model in args.models for size in args.sizes for dtype in dtypes
     ]
 

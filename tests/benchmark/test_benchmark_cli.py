@@ -39,6 +39,9 @@ def test_benchmark_writes_table_csv_and_plot(tmp_path):
     # Every routed block of the tiny MEMatte (blocks 2 and 5) keeps ceil(0.25 * N) tokens.
     assert rows["mematte_s"]["tokens_routed"] == ";".join([str(math.ceil(0.25 * tokens))] * 2)
     assert rows["vitmatte_s"]["tokens_routed"] == ""
+    # Both attention implementations do the same arithmetic.
+    gflops = {name: float(row["gflops"]) for name, row in rows.items()}
+    assert gflops["vitmatte_s"] == gflops["vitmatte_s_dense"] > 0 and gflops["mematte_s"] > 0
 
     table = (out / "inference.md").read_text()
     assert "keep ratio 0.25" in table and "| Model | Size |" in table

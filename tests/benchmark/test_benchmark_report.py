@@ -7,8 +7,9 @@ from mematte_d2.benchmark.report import inference_markdown, inference_row, ratio
 GB = 2**30
 
 
-def _ok(latency, peak_gb, routed=None):
-    return {"status": "ok", "latency_s": latency, "latency_min_s": latency, "timed_runs": 3,
+def _ok(latency, peak_gb, routed=None, gflops=None):
+    return {"status": "ok", "gflops": gflops, "latency_s": latency, "latency_min_s": latency,
+            "timed_runs": 3,
             "warmup_s": latency, "peak_memory_bytes": int(peak_gb * GB),
             "memory_before_bytes": GB // 2, "tokens_total": 1024, "tokens_routed": routed,
             "tile_size": 512}
@@ -16,16 +17,17 @@ def _ok(latency, peak_gb, routed=None):
 
 def test_ratio_table_pairs_mematte_with_vitmatte_of_the_same_size():
     rows = [
-        inference_row(InferenceCase("mematte_s", 1024), _ok(2.0, 1.0, [256, 256])),
-        inference_row(InferenceCase("vitmatte_s", 1024), _ok(8.0, 4.0)),
+        inference_row(InferenceCase("mematte_s", 1024), _ok(2.0, 1.0, [256, 256], 300.0)),
+        inference_row(InferenceCase("vitmatte_s", 1024), _ok(8.0, 4.0, gflops=500.0)),
         inference_row(InferenceCase("mematte_s", 2048), _ok(9.0, 2.0, [1024, 1024])),
         inference_row(InferenceCase("vitmatte_s", 2048), {"status": "timeout (> 600 s)",
                                                          "peak_memory_lower_bound_bytes": 3 * GB}),
     ]
     # Working memory: (1.0 - 0.5) / (4.0 - 0.5) GB.
     assert ratio_lines(rows) == [("mematte_s / vitmatte_s", "1024x1024", "cpu fp32", "0.25",
-                                  "0.14", "0.25")]
+                                  "0.14", "0.25", "0.60")]
     table = inference_markdown(rows)
+    assert "| 300 |" in table and "| 500 |" in table
     assert ">= 3.00 (when stopped)" in table and "timeout (> 600 s)" in table
     assert "256 / 1024" in table and "all 1024 (no routing)" in table
 
@@ -37,8 +39,9 @@ def test_ratio_table_compares_with_both_vitmatte_attention_implementations():
         inference_row(InferenceCase("vitmatte_s_dense", 1024), _ok(5.0, 5.0)),
     ]
     pairs = {line[0]: line[3:] for line in ratio_lines(rows)}
-    assert pairs == {"mematte_s / vitmatte_s": ("0.67", "0.50", "0.50"),
-                     "mematte_s / vitmatte_s_dense": ("0.20", "0.11", "0.40")}
+    # No GFLOPs measured (--no-flops): no GFLOPs ratio.
+    assert pairs == {"mematte_s / vitmatte_s": ("0.67", "0.50", "0.50", "-"),
+                     "mematte_s / vitmatte_s_dense": ("0.20", "0.11", "0.40", "-")}
 
 
 def test_failed_row_has_no_measurements():

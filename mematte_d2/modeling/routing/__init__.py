@@ -12,7 +12,14 @@ from .policies import (
     top_margin_mask,
 )
 from .refiners import ECA, LTRM, MLPRefiner
-from .routers import LocalGlobalRouter, LocalRouter
+from .routers import (
+    LocalGlobalRouter,
+    LocalRouter,
+    check_router_dim,
+    check_tokens,
+    score_head,
+    token_embedding,
+)
 
 __all__ = [
     "BATR",
@@ -26,7 +33,11 @@ __all__ = [
     "PerImageRatio",
     "RoutingPolicy",
     "cap_tokens",
+    "check_router_dim",
+    "check_tokens",
     "ratio_to_count",
     "routing_margin",
+    "score_head",
+    "token_embedding",
     "top_margin_mask",
 ]

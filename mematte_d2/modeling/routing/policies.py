@@ -35,7 +35,10 @@ def top_margin_mask(margin: Tensor, k: int) -> Tensor:
     k = max(0, min(int(k), margin.shape[-1]))
     mask = torch.zeros_like(margin, dtype=torch.bool)
     if k > 0:
-        mask.scatter_(-1, margin.topk(k, dim=-1).indices, True)
+        # A tensor source, not the scalar True: torch.jit's tracer (FLOP counting, export)
+        # has no schema for scatter_ with a bool scalar.
+        indices = margin.topk(k, dim=-1).indices
+        mask.scatter_(-1, indices, torch.ones_like(indices, dtype=torch.bool))
     return mask
 
 

@@ -8,10 +8,16 @@ from torch import Tensor, nn
 from ..registry import ROUTER_REGISTRY
 
 
-def _score_head(dim: int) -> nn.Sequential:
-    """Linear(C, C/2) -> GELU -> Linear(C/2, C/4) -> GELU -> Linear(C/4, 2) -> LogSoftmax."""
+def token_embedding(dim: int) -> nn.Sequential:
+    """LayerNorm(C) -> Linear(C, C) -> GELU: the token embedding a router starts with."""
+    return nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
+
+
+def score_head(dim: int, in_dim: int | None = None) -> nn.Sequential:
+    """Linear(in, C/2) -> GELU -> Linear(C/2, C/4) -> GELU -> Linear(C/4, 2) -> LogSoftmax, with
+    ``in`` = ``in_dim`` or C: the MLP mapping router features to log-probabilities."""
     return nn.Sequential(
-        nn.Linear(dim, dim // 2),
+        nn.Linear(in_dim or dim, dim // 2),
         nn.GELU(),
         nn.Linear(dim // 2, dim // 4),
         nn.GELU(),
@@ -20,7 +26,14 @@ def _score_head(dim: int) -> nn.Sequential:
     )
 
 
-def _check_tokens(x: Tensor, dim: int, name: str) -> None:
+def check_router_dim(dim: int, name: str) -> None:
+    """Routers halve and quarter the width: ``dim`` must be divisible by 4."""
+    if dim % 4 != 0:
+        raise ValueError(f"{name} needs dim divisible by 4, got {dim}")
+
+
+def check_tokens(x: Tensor, dim: int, name: str) -> None:
+    """A router's input must be tokens ``[B, N, dim]``."""
     if x.dim() != 3 or x.shape[-1] != dim:
         raise ValueError(f"{name} expects tokens [B, N, {dim}], got shape {tuple(x.shape)}")
 
@@ -32,15 +45,14 @@ class LocalGlobalRouter(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        if dim % 4 != 0:
-            raise ValueError(f"LocalGlobalRouter needs dim divisible by 4, got {dim}")
+        check_router_dim(dim, type(self).__name__)
         self.dim = dim
-        self.in_conv = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
-        self.out_conv = _score_head(dim)
+        self.in_conv = token_embedding(dim)
+        self.out_conv = score_head(dim)
 
     def forward(self, x: Tensor) -> Tensor:
         """Tokens ``[B, N, C]`` -> log-probabilities ``[B, N, 2]``."""
-        _check_tokens(x, self.dim, type(self).__name__)
+        check_tokens(x, self.dim, type(self).__name__)
         x = self.in_conv(x)
         half = self.dim // 2
         local = x[..., :half]
@@ -55,13 +67,12 @@ class LocalRouter(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        if dim % 4 != 0:
-            raise ValueError(f"LocalRouter needs dim divisible by 4, got {dim}")
+        check_router_dim(dim, type(self).__name__)
         self.dim = dim
-        self.in_conv = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
-        self.out_conv = _score_head(dim)
+        self.in_conv = token_embedding(dim)
+        self.out_conv = score_head(dim)
 
     def forward(self, x: Tensor) -> Tensor:
         """Tokens ``[B, N, C]`` -> log-probabilities ``[B, N, 2]``."""
-        _check_tokens(x, self.dim, type(self).__name__)
+        check_tokens(x, self.dim, type(self).__name__)
         return self.out_conv(self.in_conv(x))

@@ -1,24 +1,10 @@
-"""Puts this project on ``sys.path`` and registers its components, once per process.
+"""Registers this project's components (the installed ``routing_ablations`` package) and names
+the output folder of its variants.
 
-detectron2 executes a config's relative imports afresh on every ``LazyConfig.load``, so this
-file runs each time; the imports inside :func:`register` are ordinary ones that hit
-``sys.modules`` after the first, so no component is registered twice.
+Install the project once with ``pip install -e projects/routing_ablations`` (``make env`` does);
+importing the package registers its routers, refiners and policies in mematte_d2's registries.
 """
 
-import importlib
-import sys
-from pathlib import Path
+import routing_ablations  # noqa: F401  (the import registers the components)
 
-PROJECT_DIR = str(Path(__file__).resolve().parents[1])
 OUTPUT_ROOT = "./output/routing_ablations"
-
-
-def register(*modules: str) -> None:
-    """Import project modules by name (e.g. ``"example_router"``); importing registers."""
-    if PROJECT_DIR not in sys.path:
-        sys.path.insert(0, PROJECT_DIR)
-    for name in modules:
-        importlib.import_module(name)
-
-
-register("routing_ablations")

@@ -1,9 +1,8 @@
 """How to add a component: select ``ContrastRouter`` (``../example_router.py``) by name."""
 
-from ._base import OUTPUT_ROOT, dataloader, lr_multiplier, model, optimizer, train
-from ._project import register
+import example_router  # noqa: F401  (the import registers ContrastRouter in ROUTER_REGISTRY)
 
-register("example_router")  # the import registers ContrastRouter in ROUTER_REGISTRY
+from ._base import OUTPUT_ROOT, dataloader, lr_multiplier, model, optimizer, train
 
 model.backbone.router = "ContrastRouter"
 model.backbone.router_kwargs = {"hidden": 32}

@@ -10,36 +10,12 @@ import torch
 from torch import Tensor, nn
 
 from mematte_d2.modeling import ROUTER_REGISTRY
-
-
-def _embed(dim: int) -> nn.Sequential:
-    """LayerNorm(C) -> Linear(C, C) -> GELU, the token embedding every router starts with."""
-    return nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
-
-
-def _score_head(in_dim: int, dim: int) -> nn.Sequential:
-    """Linear(in, C/2) -> GELU -> Linear(C/2, C/4) -> GELU -> Linear(C/4, 2) -> LogSoftmax."""
-    return nn.Sequential(
-        nn.Linear(in_dim, dim // 2),
-        nn.GELU(),
-        nn.Linear(dim // 2, dim // 4),
-        nn.GELU(),
-        nn.Linear(dim // 4, 2),
-        nn.LogSoftmax(dim=-1),
-    )
-
-
-def _check(router: nn.Module, x: Tensor) -> None:
-    if x.dim() != 3 or x.shape[-1] != router.dim:
-        raise ValueError(
-            f"{type(router).__name__} expects tokens [B, N, {router.dim}], "
-            f"got shape {tuple(x.shape)}"
-        )
-
-
-def _check_dim(name: str, dim: int) -> None:
-    if dim % 4 != 0:
-        raise ValueError(f"{name} needs dim divisible by 4, got {dim}")
+from mematte_d2.modeling.routing import (
+    check_router_dim,
+    check_tokens,
+    score_head,
+    token_embedding,
+)
 
 
 @ROUTER_REGISTRY.register()
@@ -54,14 +30,14 @@ class GlobalRouter(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        _check_dim(type(self).__name__, dim)
+        check_router_dim(dim, type(self).__name__)
         self.dim = dim
-        self.in_conv = _embed(dim)
-        self.out_conv = _score_head(dim, dim)
+        self.in_conv = token_embedding(dim)
+        self.out_conv = score_head(dim)
 
     def forward(self, x: Tensor) -> Tensor:
         """Tokens ``[B, N, C]`` -> log-probabilities ``[B, N, 2]``, equal across the N tokens."""
-        _check(self, x)
+        check_tokens(x, self.dim, type(self).__name__)
         context = self.in_conv(x).mean(dim=1, keepdim=True)
         return self.out_conv(context).expand(-1, x.shape[1], -1)
 
@@ -79,14 +55,14 @@ class DynamicViTRouter(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        _check_dim(type(self).__name__, dim)
+        check_router_dim(dim, type(self).__name__)
         self.dim = dim
-        self.in_conv = _embed(dim)
-        self.out_conv = _score_head(2 * dim, dim)
+        self.in_conv = token_embedding(dim)
+        self.out_conv = score_head(dim, in_dim=2 * dim)
 
     def forward(self, x: Tensor) -> Tensor:
         """Tokens ``[B, N, C]`` -> log-probabilities ``[B, N, 2]``."""
-        _check(self, x)
+        check_tokens(x, self.dim, type(self).__name__)
         local = self.in_conv(x)
         context = local.mean(dim=1, keepdim=True).expand_as(local)
         return self.out_conv(torch.cat([local, context], dim=-1))
