@@ -3,7 +3,7 @@ and a cheap token refiner.
 
 Training: the router's decisions ``d`` (0/1, straight-through gradients) mix both branches run
 on all tokens, ``d * attention + (1 - d) * refiner``, and the attention is policy-masked: query
-``i`` sees kept keys and itself, with the stabilised normalisation of PAPER.md
+``i`` sees kept keys and itself, with the paper's stabilised normalisation
 ``(e_ij m_ij + eps/N) / (sum_j e_ij m_ij + eps)``, ``e_ij = exp(s_ij - max_j s_ij)``, in fp32.
 Inference: the refiner runs on all tokens and global attention only among each image's kept
 tokens; the results are scattered over the refiner output.
@@ -38,21 +38,41 @@ from .vit import (
 POLICY_EPS = 1e-6
 
 
+# CUDA's memory-efficient SDPA kernel needs head dims divisible by 4 (fp32) or 8 (fp16/bf16);
+# the augmented head dim d + 1 is zero-padded up to a multiple of this so that kernel applies.
+HEAD_DIM_MULTIPLE = 8
+
+
 @torch.no_grad()
-def _row_max_scores(q: Tensor, k: Tensor, scale: float) -> Tensor:
-    """``max_j scale * q_i . k_j`` of ``[B, heads, N, D]`` tensors, in query chunks."""
+def _row_argmax_keys(q: Tensor, k: Tensor) -> Tensor:
+    """``argmax_j q_i . k_j`` of ``[B, heads, N, D]`` tensors, ``[B, heads, N]``, in query
+    chunks so that no ``N x N`` matrix is held."""
     b, heads, n, _ = q.shape
     chunk = max(1, MAX_BIAS_ELEMENTS // max(1, b * heads * k.shape[2]))
-    maxima = [
-        (q[:, :, s : s + chunk] @ k.transpose(-2, -1)).amax(dim=-1) for s in range(0, n, chunk)
+    best = [
+        (q[:, :, s : s + chunk] @ k.transpose(-2, -1)).argmax(dim=-1) for s in range(0, n, chunk)
     ]
-    return torch.cat(maxima, dim=2) * scale
+    return torch.cat(best, dim=2)
+
+
+def _row_max_scores(q: Tensor, k: Tensor, scale: float) -> Tensor:
+    """``M_i = max_j scale * q_i . k_j``, differentiable: the gradient reaches q_i and the
+    maximising key, as autograd of a plain ``max`` gives it (the release does not detach it)."""
+    index = _row_argmax_keys(q, k).unsqueeze(-1).expand(-1, -1, -1, k.shape[-1])
+    return (q * k.gather(2, index)).sum(dim=-1) * scale
+
+
+def _pad_head_dim(x: Tensor) -> Tensor:
+    """Zero-pad the last dim to a multiple of ``HEAD_DIM_MULTIPLE``: zero channels add nothing
+    to the q.k scores (the softmax scale is passed explicitly) and give zero output channels."""
+    return F.pad(x, (0, -x.shape[-1] % HEAD_DIM_MULTIPLE))
 
 
 def policy_masked_attention(
     q: Tensor, k: Tensor, v: Tensor, keep: Tensor, eps: float = POLICY_EPS
 ) -> Tensor:
-    """Policy-masked attention of PAPER.md, exact, through one SDPA call in fp32 (autocast off).
+    """The paper's policy-masked attention, exact, through one SDPA call in fp32
+    (or the inputs' dtype if wider; autocast off).
 
     ``q, k, v``: ``[B, heads, N, D]``; ``keep``: ``[B, N]`` decisions with values 0/1.
     With ``M_i`` the row max of the scores and ``c_i = (1 - d_i) exp(s_ii)`` the self term of a
@@ -66,14 +86,19 @@ def policy_masked_attention(
     ``[mean_j v_j, 1]`` (its logit enters through an extra q/k channel). The extra output
     channel is the sentinel's weight ``eps e^{M_i} / Z_i``, which gives ``c_i / Z_i`` and the
     exact final mix ``(P_i + r_i v_i) / (1 + r_i)``. Memory stays O(N) per query row chunk; no
-    ``N x N`` mask is built. ``M_i`` is a stabiliser and treated as a constant for gradients.
+    ``N x N`` mask is built. ``M_i`` is differentiated like the release's (undetached) row max:
+    through the eps terms it changes the q/k gradients where the largest score is dropped.
+    The augmented head dim is zero-padded (``HEAD_DIM_MULTIPLE``) for CUDA's fused kernels.
     """
+    dtype = torch.promote_types(q.dtype, torch.float32)
     with torch.autocast(device_type=q.device.type, enabled=False):
-        out = _policy_masked_attention_fp32(q.float(), k.float(), v.float(), keep.float(), eps)
+        out = _policy_masked_attention_exact(
+            q.to(dtype), k.to(dtype), v.to(dtype), keep.to(dtype), eps
+        )
     return out.to(q.dtype)
 
 
-def _policy_masked_attention_fp32(q: Tensor, k: Tensor, v: Tensor, keep: Tensor, eps: float):
+def _policy_masked_attention_exact(q: Tensor, k: Tensor, v: Tensor, keep: Tensor, eps: float):
     b, heads, n, d = q.shape
     scale = d**-0.5
     row_max = _row_max_scores(q, k, scale)
@@ -89,7 +114,10 @@ def _policy_masked_attention_fp32(q: Tensor, k: Tensor, v: Tensor, keep: Tensor,
     kept = keep > 0.5
     key_bias = torch.where(kept, keep.clamp_min(0.5).log(), torch.full_like(keep, -math.inf))
     key_bias = F.pad(key_bias, (0, 1))[:, None, None, :]
-    out = F.scaled_dot_product_attention(q_aug, k_aug, v_aug, attn_mask=key_bias, scale=scale)
+    out = F.scaled_dot_product_attention(
+        _pad_head_dim(q_aug), _pad_head_dim(k_aug), _pad_head_dim(v_aug),
+        attn_mask=key_bias, scale=scale,
+    )
     attended, sentinel_share = out[..., :d], out[..., d]
 
     self_logit = (q * k).sum(dim=-1) * scale
@@ -132,7 +160,7 @@ class _DroppedKeyMaskGrad(torch.autograd.Function):
 def _dropped_key_grad(grad_out, out, keep, q, k, v, log_partition) -> Tensor:
     b, heads, n, d = q.shape
     scale = d**-0.5
-    grad_out = grad_out.float()
+    grad_out = grad_out.to(v.dtype)
     weighted_grads = torch.zeros_like(v)
     weighted_dots = v.new_zeros((b, heads, n))
     grad_dot_out = (grad_out * out).sum(dim=-1)
