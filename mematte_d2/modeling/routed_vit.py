@@ -229,7 +229,12 @@ class RoutedBlock(Block):
                 continue
             # LayerNorm is per token: normalising only the gathered tokens gives the same values.
             kept = self.norm1(tokens[i].index_select(0, index)).unsqueeze(0)
-            mixed[i].index_copy_(0, index, self.attn.forward_tokens(kept)[0])
+            attended = self.attn.forward_tokens(kept)[0]
+            # Under CUDA autocast the refiner's output and attention's may differ in dtype
+            # (layer_norm runs in fp32 there): scatter into the wider of the two.
+            wider = torch.promote_types(mixed.dtype, attended.dtype)
+            mixed = mixed.to(wider)
+            mixed[i].index_copy_(0, index, attended.to(wider))
         return self.finish(x + mixed.reshape(b, h, w, c))
 
 
