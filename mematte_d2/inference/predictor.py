@@ -235,8 +235,6 @@ class MattingPredictor:
             self.model.tile_size = previous
 
     def _budget(self, max_tokens: int | None, keep_ratio: float | None):
-        if max_tokens is not None and max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
         if keep_ratio is not None and not 0.0 < keep_ratio <= 1.0:
             raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio}")
         return self.model.routing_budget(max_tokens=max_tokens, keep_ratio=keep_ratio)

@@ -26,7 +26,7 @@ from .registry import (
     TOKEN_REFINER_REGISTRY,
     build_from_registry,
 )
-from .routing.policies import RoutingPolicy
+from .routing.policies import RoutingPolicy, cap_tokens, check_max_tokens, routing_margin
 from .vit import (
     MAX_BIAS_ELEMENTS,
     Block,
@@ -347,16 +347,28 @@ class RoutedViT(ViTEncoderBase):
         self.init_weights()
 
     @property
+    def max_tokens(self) -> int | None:
+        """Inference cap of globally attended tokens per image and routed block (None: none)."""
+        return self._max_tokens
+
+    @max_tokens.setter
+    def max_tokens(self, value: int | None) -> None:
+        self._max_tokens = check_max_tokens(value)
+
+    @property
     def keep_ratio(self) -> float:
         """The policy's training target share of globally attended tokens."""
         return self.routing_policy.keep_ratio
 
     def _decide(self, log_probs: Tensor) -> Tensor:
+        """The policy's decisions; at inference the token cap is enforced here, after the
+        policy, so that no policy can exceed it."""
         if self.training:
             return self.routing_policy.train_decisions(log_probs)
-        return self.routing_policy.eval_decisions(
+        keep = self.routing_policy.eval_decisions(
             log_probs, keep_ratio=self.inference_keep_ratio, max_tokens=self.max_tokens
         )
+        return cap_tokens(keep, routing_margin(log_probs), self.max_tokens)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         """``x`` ``[B, in_chans, H, W]`` (H, W multiples of the patch size) -> dict with
