@@ -9,8 +9,8 @@ from detectron2.modeling import BACKBONE_REGISTRY
 
 from mematte_d2.modeling import (
     BATR,
-    ROUTING_POLICY_REGISTRY,
     LTRM,
+    ROUTING_POLICY_REGISTRY,
     FixedTopK,
     LocalGlobalRouter,
     LocalRouter,
