@@ -160,7 +160,7 @@ def estimate_peak_memory(
     area, padded = _decoded_area(gh, gw, tile_size, dims.tile_context)
     decoder = n * c + TILE_PAD_FLOATS * padded + DECODER_FLOATS_PER_PIXEL * area
 
-    fixed = RUNTIME_OVERHEAD_BYTES + dims.param_bytes
+    fixed = resident_bytes(dims)
     total = fixed + BYTES_PER_FLOAT * (inputs + max(encoder, decoder))
     return MemoryEstimate(
         total=int(total),
@@ -169,6 +169,12 @@ def estimate_peak_memory(
         decoder=int(BYTES_PER_FLOAT * decoder),
         fixed=int(fixed),
     )
+
+
+def resident_bytes(dims: ModelDims) -> int:
+    """The fixed part of an estimate: runtime overhead and parameters, held by the process from
+    the moment the model is loaded, before and after every image."""
+    return RUNTIME_OVERHEAD_BYTES + dims.param_bytes
 
 
 class MemoryBudgetError(MemoryError):
@@ -229,23 +235,33 @@ def parse_memory_size(spec: str | int) -> str | int:
 
 
 def available_memory(device: torch.device) -> int:
-    """Bytes free now on `device` (free GPU memory, or available system RAM on CPU)."""
-    if device.type == "cuda" and torch.cuda.is_available():
+    """Bytes this process can still allocate on `device`.
+
+    CUDA: the device's free memory plus the blocks PyTorch's caching allocator holds but does
+    not use (``mem_get_info`` counts them as used, yet the next image reuses them), so the value
+    does not drop once an image has run. CPU: the available system RAM.
+    """
+    if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + cached)
     return int(psutil.virtual_memory().available)
 
 
 class MemoryBudget:
-    """A fixed byte count, or "auto": a share of the memory free when an image starts."""
+    """A fixed byte count, or "auto": a share of the memory available when an image starts."""
 
     def __init__(self, spec: str | int, device: torch.device):
         self.spec = parse_memory_size(spec)
         self.device = device
 
-    def bytes(self) -> int:
+    def bytes(self, resident: int = 0) -> int:
+        """The bound for an estimate's total. ``resident``: the estimate's part this process
+        already holds (:func:`resident_bytes`). An "auto" budget adds it to its share of the
+        available memory, which no longer contains it: counting it against the available
+        memory again would leave less room than there is."""
         if self.spec == "auto":
-            return int(AUTO_BUDGET_FRACTION * available_memory(self.device))
+            return int(AUTO_BUDGET_FRACTION * available_memory(self.device)) + resident
         return int(self.spec)
 
 

@@ -31,6 +31,7 @@ from .memory import (
     format_bytes,
     model_dims,
     parse_memory_size,
+    resident_bytes,
 )
 
 INPUT_FORMATS = ("RGB", "BGR")
@@ -184,7 +185,7 @@ class MattingPredictor:
             return None
         dims = model_dims(self.model)
         tile = self.model.tile_size if tile_size is None else tile_size
-        budget = self.memory_budget.bytes()
+        budget = self.memory_budget.bytes(resident_bytes(dims))
         if dims.num_routed_blocks:
             cap = choose_max_tokens(budget, height, width, dims, tile_size=tile)
             configured = getattr(self.model.backbone, "max_tokens", None)

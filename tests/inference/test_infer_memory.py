@@ -1,13 +1,18 @@
 """The memory estimate and the token cap chosen from a budget."""
 
 import pytest
+import torch
 
 from mematte_d2.inference.memory import (
+    AUTO_BUDGET_FRACTION,
+    MemoryBudget,
     MemoryBudgetError,
     ModelDims,
     choose_max_tokens,
     estimate_peak_memory,
+    model_dims,
     parse_memory_size,
+    resident_bytes,
     token_grid,
 )
 
@@ -86,3 +91,55 @@ def test_estimate_bounds_measured_peak_of_vit_s(config, size, cap):
 
     row = measure(config, [], size, size, max_tokens=cap)
     assert row["peak_rss"] <= row["estimate"] <= 1.4 * row["peak_rss"], row
+
+
+class FakeCudaAllocator:
+    """torch.cuda's memory queries for a 16 GB device whose caching allocator holds
+    ``cached`` bytes it does not use (mem_get_info counts them as taken)."""
+
+    def __init__(self, monkeypatch, in_use: int):
+        self.total, self.context, self.in_use, self.cached = 16 * 2**30, 2**29, in_use, 0
+        monkeypatch.setattr(torch.cuda, "mem_get_info", self.mem_get_info)
+        monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: self.reserved)
+        monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: self.in_use)
+
+    @property
+    def reserved(self) -> int:
+        return self.in_use + self.cached
+
+    def mem_get_info(self, device=None) -> tuple[int, int]:
+        return self.total - self.context - self.reserved, self.total
+
+
+def test_auto_budget_counts_cached_blocks_and_resident_bytes_once(monkeypatch):
+    cuda = FakeCudaAllocator(monkeypatch, in_use=VIT_S.param_bytes)
+    budget = MemoryBudget("auto", torch.device("cuda"))
+    resident = resident_bytes(VIT_S)
+    free = cuda.total - cuda.context - VIT_S.param_bytes
+    assert budget.bytes(resident) == int(AUTO_BUDGET_FRACTION * free) + resident
+    cuda.cached = 3 * 2**30  # an image ran: its freed blocks stay reserved by the cache
+    assert budget.bytes(resident) == int(AUTO_BUDGET_FRACTION * free) + resident
+    assert MemoryBudget("8GB", torch.device("cuda")).bytes(resident) == 8 * 2**30
+    cuda.total = cuda.context + cuda.reserved  # nothing free beside the 3 GB cache
+    caps = {choose_max_tokens(budget.bytes(resident), 4096, 4096, VIT_S) for _ in range(2)}
+    cuda.cached = 0
+    caps.add(choose_max_tokens(budget.bytes(resident), 4096, 4096, VIT_S))
+    assert len(caps) == 1 and caps.pop() < token_grid(4096, 4096)[0] ** 2
+
+
+def test_second_identical_image_gets_the_same_cap_on_a_cuda_like_allocator(monkeypatch):
+    from infer_tiny import tiny_cfg
+
+    from mematte_d2.inference import MattingPredictor
+
+    predictor = MattingPredictor(tiny_cfg(), device="cpu")
+    dims = model_dims(predictor.model)
+    cuda = FakeCudaAllocator(monkeypatch, in_use=dims.param_bytes)
+    predictor.memory_budget = MemoryBudget("auto", torch.device("cuda"))
+    # just enough free memory for every token of a 448x640 image
+    n = token_grid(448, 640)[0] * token_grid(448, 640)[1]
+    need = estimate_peak_memory(448, 640, dims).total - resident_bytes(dims)
+    cuda.total = cuda.context + cuda.in_use + int(need / AUTO_BUDGET_FRACTION) + 2**10
+    assert predictor.token_cap(448, 640) == n
+    cuda.cached = 2**28  # what the first image left in PyTorch's cache
+    assert predictor.token_cap(448, 640) == n
