@@ -8,8 +8,9 @@ largest stage (stages run one after the other and free their buffers in between)
 * encoder, over the N = ceil(H/32)*2 x ceil(W/32)*2 tokens of width C: token activations of a
   block (input, LN, qkv, projection, MLP hidden: `TOKEN_FLOATS_PER_DIM` x C per token); the
   relative-position bias, built in chunks of at most `MAX_BIAS_ELEMENTS` (scores and softmax of
-  a chunk alive too: 3 chunks); a routed block adds the LTRM hidden state on all tokens
-  (`LTRM_FLOATS_PER_DIM` x C per token) and the gathered q, k, v, output of its K kept tokens
+  a chunk alive too: 3 chunks); a routed block adds its refiner's working set on all tokens (the
+  floats per token the refiner states, ``inference_floats_per_token``: 4 x C for the LTRM) and
+  the gathered q, k, v, output of its K kept tokens
   (`ROUTED_FLOATS_PER_DIM` x C per kept token); an unrouted global block with relative position
   (ViTMatte) adds its per-axis bias terms, heads x N x (h + w) floats twice, and with
   ``attention_impl="dense"`` (the released arithmetic) `DENSE_SCORE_COPIES` x heads x N^2 scores
@@ -42,7 +43,6 @@ from torch import nn
 BYTES_PER_FLOAT = 4
 PIXEL_FLOATS = 12
 TOKEN_FLOATS_PER_DIM = 12
-LTRM_FLOATS_PER_DIM = 4
 ROUTED_FLOATS_PER_DIM = 4
 MAX_BIAS_ELEMENTS = 1 << 24  # the encoders' chunk size of attention-bias elements
 TILE_PAD_FLOATS = 5
@@ -65,6 +65,7 @@ class ModelDims:
     num_routed_blocks: int
     num_global_blocks: int  # unrouted global blocks (all tokens attend)
     param_bytes: int
+    refiner_floats_per_token: int  # largest peak working set of a routed block's refiner
     global_rel_pos: bool = True  # unrouted global blocks carry relative position
     dense_global_attention: bool = False  # unrouted global blocks hold full N x N scores
     tile_context: int = 64
@@ -74,8 +75,8 @@ def model_dims(model: nn.Module) -> ModelDims:
     """Read ModelDims from a built MEMatte / ViTMatte model (its student encoder)."""
     backbone = model.backbone
     blocks = list(backbone.blocks)
-    window = [b for b in blocks if getattr(b, "window_size", 0) > 0]
-    routed = [b for b in blocks if hasattr(b, "efficient_block")]
+    window = [blocks[i] for i in backbone.window_block_indexes]
+    routed = [blocks[i] for i in backbone.routed_block_indexes]
     global_ = [b for b in blocks if b not in window and b not in routed]
     return ModelDims(
         embed_dim=backbone.embed_dim,
@@ -85,6 +86,7 @@ def model_dims(model: nn.Module) -> ModelDims:
         num_routed_blocks=len(routed),
         num_global_blocks=len(global_),
         param_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
+        refiner_floats_per_token=max((b.refiner_floats_per_token() for b in routed), default=0),
         global_rel_pos=any(getattr(b.attn, "use_rel_pos", False) for b in global_),
         dense_global_attention=any(
             getattr(b.attn, "attention_impl", "fused") == "dense" for b in global_
@@ -147,7 +149,8 @@ def estimate_peak_memory(
     if dims.num_routed_blocks:
         kept = n if max_tokens is None else min(n, max_tokens)
         scores = 2 * heads * kept * kept if not fused_attention else 0
-        routed = LTRM_FLOATS_PER_DIM * c * n + ROUTED_FLOATS_PER_DIM * c * kept + scores
+        refiner = dims.refiner_floats_per_token * n
+        routed = refiner + ROUTED_FLOATS_PER_DIM * c * kept + scores
         encoder = max(encoder, tokens + routed)
     if dims.num_global_blocks:
         rel_terms = 2 * heads * n * (gh + gw) if dims.global_rel_pos else 0

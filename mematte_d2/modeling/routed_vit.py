@@ -201,6 +201,17 @@ class RoutedBlock(Block):
         )
         self.efficient_block = refiner
 
+    def refiner_floats_per_token(self) -> int:
+        """The refiner's peak inference floats per token, as the refiner states it (the
+        ``TOKEN_REFINER_REGISTRY`` contract), for the memory estimate."""
+        cost = getattr(self.efficient_block, "inference_floats_per_token", None)
+        if cost is None:
+            raise TypeError(
+                f"refiner {type(self.efficient_block).__name__} does not state its memory cost: "
+                "define inference_floats_per_token() (see TOKEN_REFINER_REGISTRY)"
+            )
+        return int(cost())
+
     def forward(self, x: Tensor, keep: Tensor) -> Tensor:
         """``x`` ``[B, H, W, C]`` with decisions ``keep`` ``[B, H*W]``: ``forward_train`` in
         training mode, else ``forward_eval`` (called through the module so hooks see it)."""

@@ -17,7 +17,8 @@ from mematte_d2.inference.memory import (
 )
 
 VIT_S = ModelDims(embed_dim=384, num_heads=6, window_size=14, num_window_blocks=8,
-                  num_routed_blocks=4, num_global_blocks=0, param_bytes=100 * 2**20)
+                  num_routed_blocks=4, num_global_blocks=0, param_bytes=100 * 2**20,
+                  refiner_floats_per_token=4 * 384)
 
 
 def test_parse_memory_size():
@@ -44,7 +45,8 @@ def test_estimate_grows_with_tokens_size_and_tile():
 
 def test_dense_vitmatte_estimate_counts_three_score_matrices_per_head():
     fused = ModelDims(embed_dim=384, num_heads=6, window_size=14, num_window_blocks=8,
-                      num_routed_blocks=0, num_global_blocks=4, param_bytes=100 * 2**20)
+                      num_routed_blocks=0, num_global_blocks=4, param_bytes=100 * 2**20,
+                      refiner_floats_per_token=0)
     dense = ModelDims(**{**fused.__dict__, "dense_global_attention": True})
     n = token_grid(2048, 2048)[0] * token_grid(2048, 2048)[1]
     extra = (estimate_peak_memory(2048, 2048, dense).encoder
@@ -78,6 +80,59 @@ def test_estimate_bounds_measured_peak_of_a_tiny_model():
 
     row = measure(MEMATTE_CONFIG, MEMATTE_OPTS, 320, 448, tile_size=0)
     assert row["peak_rss"] <= row["estimate"] <= 1.6 * row["peak_rss"], row
+
+
+# A refiner far hungrier than the LTRM: 2 x 65536 hidden floats per token of the tiny model.
+HUNGRY_REFINER = [
+    "model.backbone.refiner=MLPRefiner",
+    "model.backbone.refiner_kwargs={expand_ratio:2048}",
+]
+
+
+class Unstated(torch.nn.Module):
+    """A refiner that does not state its memory cost."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+
+    def forward(self, x):
+        return x * 0.5
+
+
+def test_estimate_takes_the_refiners_cost_from_the_refiner():
+    from detectron2.config import LazyConfig, instantiate
+    from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS
+
+    from mematte_d2.modeling import TOKEN_REFINER_REGISTRY
+
+    def dims_of(opts):
+        cfg = LazyConfig.apply_overrides(LazyConfig.load(MEMATTE_CONFIG), MEMATTE_OPTS + opts)
+        return model_dims(instantiate(cfg.model))
+
+    ltrm, hungry = dims_of([]), dims_of(HUNGRY_REFINER)
+    assert ltrm.refiner_floats_per_token == 2 * (2 * 32)  # two hidden states of width 2C
+    assert hungry.refiner_floats_per_token == 2 * (2048 * 32)
+    n = token_grid(768, 768)[0] * token_grid(768, 768)[1]
+    grown = estimate_peak_memory(768, 768, hungry).encoder - estimate_peak_memory(
+        768, 768, ltrm).encoder
+    assert grown == 4 * n * (hungry.refiner_floats_per_token - ltrm.refiner_floats_per_token)
+    TOKEN_REFINER_REGISTRY.register(Unstated)
+    try:
+        with pytest.raises(TypeError, match="refiner Unstated does not state its memory cost"):
+            dims_of(["model.backbone.refiner=Unstated"])
+    finally:
+        TOKEN_REFINER_REGISTRY._obj_map.pop("Unstated")
+
+
+@pytest.mark.slow
+def test_estimate_bounds_measured_peak_with_a_swapped_refiner():
+    # ~2 GB peak, ~1 min on the 2-core box: the refiner's 1.2 GB dominate the encoder stage
+    from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS
+
+    from mematte_d2.inference.memory_probe import measure
+
+    row = measure(MEMATTE_CONFIG, MEMATTE_OPTS + HUNGRY_REFINER, 768, 768)
+    assert row["peak_rss"] <= row["estimate"] <= 1.4 * row["peak_rss"], row
 
 
 @pytest.mark.slow
