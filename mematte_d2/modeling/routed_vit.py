@@ -111,8 +111,13 @@ def _policy_masked_attention_exact(q: Tensor, k: Tensor, v: Tensor, keep: Tensor
     sentinel_value = torch.cat([v.mean(dim=2, keepdim=True), v.new_ones((b, heads, 1, 1))], -1)
     v_aug = torch.cat([F.pad(v, (0, 1)), sentinel_value], dim=2)
 
-    kept = keep > 0.5
-    key_bias = torch.where(kept, keep.clamp_min(0.5).log(), torch.full_like(keep, -math.inf))
+    # The mask carries no gradient (_KeyMaskGrad supplies the decisions'), so the fused
+    # kernels apply in training too and no gradient of an [N, N+1] bias is ever formed.
+    decisions = keep.detach()
+    kept = decisions > 0.5
+    key_bias = torch.where(
+        kept, decisions.clamp_min(0.5).log(), torch.full_like(decisions, -math.inf)
+    )
     key_bias = F.pad(key_bias, (0, 1))[:, None, None, :]
     out = F.scaled_dot_product_attention(
         _pad_head_dim(q_aug), _pad_head_dim(k_aug), _pad_head_dim(v_aug),
@@ -128,36 +133,37 @@ def _policy_masked_attention_exact(q: Tensor, k: Tensor, v: Tensor, keep: Tensor
         log_partition = (
             math.log(eps) + row_max - sentinel_share.log() + torch.log1p(self_ratio.squeeze(-1))
         )
-        out = _DroppedKeyMaskGrad.apply(
+        out = _KeyMaskGrad.apply(
             out, keep, q.detach(), k.detach(), v.detach(), log_partition.detach()
         )
     return out
 
 
-class _DroppedKeyMaskGrad(torch.autograd.Function):
-    """Identity on the attention output that adds the mask gradient of dropped keys.
+class _KeyMaskGrad(torch.autograd.Function):
+    """Identity on the attention output that adds the gradient of the key decisions.
 
-    The additive ``log d_j`` bias is ``-inf`` for a dropped key, so autograd gives its decision
-    no gradient, while the explicit formula does: ``dL/dd_j = sum_{i != j} exp(s_ij) / Z_i
-    (g_i . v_j - g_i . O_i)`` (summed over heads), ``Z_i`` the full normaliser. This adds the sum
-    over all ``i``; autograd of the self term ``c_j = (1 - d_j) exp(s_jj)`` already contributes
-    exactly minus the ``i = j`` summand. Computed in query chunks (O(N) memory per chunk)."""
+    The additive ``log d_j`` bias enters SDPA detached (and would be ``-inf`` for a dropped key
+    anyway); the explicit formula's gradient is ``dL/dd_j = sum_{i != j} exp(s_ij) / Z_i
+    (g_i . v_j - g_i . O_i)`` (summed over heads), ``Z_i`` the full normaliser, for kept and
+    dropped keys alike. This adds the sum over all ``i``; autograd of the self term
+    ``c_j = (1 - d_j) exp(s_jj)`` already contributes exactly minus the ``i = j`` summand.
+    Computed in query chunks (O(N) memory per chunk)."""
 
     @staticmethod
     def forward(ctx, out, keep, q, k, v, log_partition):
-        ctx.save_for_backward(out.detach(), keep.detach(), q, k, v, log_partition)
+        ctx.save_for_backward(out.detach(), q, k, v, log_partition)
         return out.clone()
 
     @staticmethod
     def backward(ctx, grad_out):
-        out, keep, q, k, v, log_partition = ctx.saved_tensors
+        out, q, k, v, log_partition = ctx.saved_tensors
         grad_keep = None
         if ctx.needs_input_grad[1]:
-            grad_keep = _dropped_key_grad(grad_out, out, keep, q, k, v, log_partition)
+            grad_keep = _key_mask_grad(grad_out, out, q, k, v, log_partition)
         return grad_out, grad_keep, None, None, None, None
 
 
-def _dropped_key_grad(grad_out, out, keep, q, k, v, log_partition) -> Tensor:
+def _key_mask_grad(grad_out, out, q, k, v, log_partition) -> Tensor:
     b, heads, n, d = q.shape
     scale = d**-0.5
     grad_out = grad_out.to(v.dtype)
@@ -172,8 +178,7 @@ def _dropped_key_grad(grad_out, out, keep, q, k, v, log_partition) -> Tensor:
         weighted_grads += weights.transpose(-2, -1) @ grad_out[:, :, rows]
         weighted_dots += (weights * grad_dot_out[:, :, rows, None]).sum(dim=2)
     grad = (v * weighted_grads).sum(dim=-1) - weighted_dots
-    dropped = keep <= 0.5
-    return grad.sum(dim=1) * dropped
+    return grad.sum(dim=1)
 
 
 class RoutedBlock(Block):

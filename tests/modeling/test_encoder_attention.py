@@ -216,14 +216,17 @@ def test_policy_masked_attention_gradient_is_the_releases_in_float64(logit_std):
         assert (detached[0] - release[0]).norm() > 0.1 * release[0].norm()
 
 
-def test_policy_masked_attention_pads_head_dim_without_changing_results(monkeypatch):
+def test_policy_masked_attention_suits_fused_kernels_without_changing_results(monkeypatch):
+    # CUDA's memory-efficient kernel needs head dims divisible by 4 (fp32) / 8 (fp16, bf16) and,
+    # like CPU's flash kernel, a mask without gradient; padding must not change any value.
     from mematte_d2.modeling import routed_vit
 
-    head_dims = []
+    head_dims, mask_grads = [], []
     sdpa = F.scaled_dot_product_attention
 
     def recording_sdpa(q, k, v, **kwargs):
         head_dims.append((q.shape[-1], k.shape[-1], v.shape[-1]))
+        mask_grads.append(kwargs["attn_mask"].requires_grad)
         return sdpa(q, k, v, **kwargs)
 
     monkeypatch.setattr(routed_vit.F, "scaled_dot_product_attention", recording_sdpa)
@@ -238,6 +241,7 @@ def test_policy_masked_attention_pads_head_dim_without_changing_results(monkeypa
             policy_masked_attention, q, k, v, hard, out_grad
         )
     assert head_dims[0] == (24, 24, 24) and head_dims[-1] == (17, 17, 17)
+    assert not any(mask_grads)  # also with straight-through decisions that need gradients
     for padded, plain in zip(results[8], results[1], strict=True):
         torch.testing.assert_close(padded, plain, rtol=1e-6, atol=1e-6)
 
