@@ -117,10 +117,12 @@ class MattingPredictor:
         device: "cpu" / "cuda" (default: cuda when available, else cpu).
         input_format: channel order of the images given, "RGB" or "BGR" (default: the config's
             `input_format` if set, else "RGB").
-        max_memory: memory budget ("8GB", bytes, or "auto" = 80% of what is free now) from which
-            the token cap of each image is chosen when no explicit max_tokens / keep_ratio is
-            given (never above the config's `max_tokens`); None uses the config's cap as is.
-            An image that does not fit the budget at all raises MemoryBudgetError.
+        max_memory: memory budget ("8GB", bytes, or "auto" = 80% of the memory available when
+            an image starts, see MemoryBudget) from which the token cap of each image is chosen
+            when no explicit max_tokens / keep_ratio is given (never above the config's
+            `max_tokens`); None uses the config's cap as is. An image that does not fit the
+            budget at all raises MemoryBudgetError; one that runs out of memory all the same is
+            retried smaller, then raises PredictionOutOfMemoryError.
         precision: "fp32" (default), or autocast to "bf16" (CPU or CUDA) / "fp16" (CUDA):
             faster, with alphas that differ slightly from fp32. The memory budget is estimated
             for fp32; autocast can need more (README, Performance: ViTMatte-S in CPU bf16).
