@@ -67,3 +67,40 @@ def test_free_cached_memory_empties_the_cuda_cache_only(monkeypatch):
     assert not emptied
     free_cached_memory(torch.device("cuda"))
     assert emptied == [True]
+
+
+def test_predict_cli_reports_the_image_that_ran_out_of_memory_and_goes_on(
+    tmp_path, monkeypatch, capsys
+):
+    import cv2
+    from detectron2.config import instantiate
+    from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS
+
+    from mematte_d2.cli.predict import main
+    from mematte_d2.modeling import MEMatte
+
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny.pth"
+    torch.save({"model": instantiate(tiny_cfg().model).state_dict()}, weights)
+    src, tri, out = tmp_path / "in", tmp_path / "tri", tmp_path / "out"
+    src.mkdir(), tri.mkdir()
+    for name, (h, w) in {"big": (90, 120), "small": (40, 56)}.items():
+        image, trimap = _sample(h, w)
+        cv2.imwrite(str(src / f"{name}.png"), image)
+        cv2.imwrite(str(tri / f"{name}.png"), trimap)
+    forward = MEMatte.forward
+
+    def oom_on_big_images(self, batched_inputs):
+        if batched_inputs[0]["image"].shape[-1] > 100:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+        return forward(self, batched_inputs)
+
+    monkeypatch.setattr(MEMatte, "forward", oom_on_big_images)
+    status = main([
+        "--config-file", MEMATTE_CONFIG, "--weights", str(weights), "--device", "cpu",
+        "--input", str(src), "--trimap", str(tri), "--output", str(out), *MEMATTE_OPTS,
+    ])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "big.png" in err and "90x120 image ran out of cpu memory 4 times" in err
+    assert sorted(p.name for p in out.iterdir()) == ["small_alpha.png"]
