@@ -8,8 +8,9 @@ largest stage (stages run one after the other and free their buffers in between)
 * encoder, over the N = ceil(H/32)*2 x ceil(W/32)*2 tokens of width C: token activations of a
   block (input, LN, qkv, projection, MLP hidden: `TOKEN_FLOATS_PER_DIM` x C per token); the
   relative-position bias, built in chunks of at most `MAX_BIAS_ELEMENTS` (scores and softmax of
-  a chunk alive too: 3 chunks); a routed block adds the LTRM hidden state on all tokens
-  (`LTRM_FLOATS_PER_DIM` x C per token) and the gathered q, k, v, output of its K kept tokens
+  a chunk alive too: 3 chunks); a routed block adds its refiner's working set on all tokens (the
+  floats per token the refiner states, ``inference_floats_per_token``: 4 x C for the LTRM) and
+  the gathered q, k, v, output of its K kept tokens
   (`ROUTED_FLOATS_PER_DIM` x C per kept token); an unrouted global block with relative position
   (ViTMatte) adds its per-axis bias terms, heads x N x (h + w) floats twice, and with
   ``attention_impl="dense"`` (the released arithmetic) `DENSE_SCORE_COPIES` x heads x N^2 scores
@@ -42,7 +43,6 @@ from torch import nn
 BYTES_PER_FLOAT = 4
 PIXEL_FLOATS = 12
 TOKEN_FLOATS_PER_DIM = 12
-LTRM_FLOATS_PER_DIM = 4
 ROUTED_FLOATS_PER_DIM = 4
 MAX_BIAS_ELEMENTS = 1 << 24  # the encoders' chunk size of attention-bias elements
 TILE_PAD_FLOATS = 5
@@ -65,6 +65,7 @@ class ModelDims:
     num_routed_blocks: int
     num_global_blocks: int  # unrouted global blocks (all tokens attend)
     param_bytes: int
+    refiner_floats_per_token: int  # largest peak working set of a routed block's refiner
     global_rel_pos: bool = True  # unrouted global blocks carry relative position
     dense_global_attention: bool = False  # unrouted global blocks hold full N x N scores
     tile_context: int = 64
@@ -74,8 +75,8 @@ def model_dims(model: nn.Module) -> ModelDims:
     """Read ModelDims from a built MEMatte / ViTMatte model (its student encoder)."""
     backbone = model.backbone
     blocks = list(backbone.blocks)
-    window = [b for b in blocks if getattr(b, "window_size", 0) > 0]
-    routed = [b for b in blocks if hasattr(b, "efficient_block")]
+    window = [blocks[i] for i in backbone.window_block_indexes]
+    routed = [blocks[i] for i in backbone.routed_block_indexes]
     global_ = [b for b in blocks if b not in window and b not in routed]
     return ModelDims(
         embed_dim=backbone.embed_dim,
@@ -85,6 +86,7 @@ def model_dims(model: nn.Module) -> ModelDims:
         num_routed_blocks=len(routed),
         num_global_blocks=len(global_),
         param_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
+        refiner_floats_per_token=max((b.refiner_floats_per_token() for b in routed), default=0),
         global_rel_pos=any(getattr(b.attn, "use_rel_pos", False) for b in global_),
         dense_global_attention=any(
             getattr(b.attn, "attention_impl", "fused") == "dense" for b in global_
@@ -147,7 +149,8 @@ def estimate_peak_memory(
     if dims.num_routed_blocks:
         kept = n if max_tokens is None else min(n, max_tokens)
         scores = 2 * heads * kept * kept if not fused_attention else 0
-        routed = LTRM_FLOATS_PER_DIM * c * n + ROUTED_FLOATS_PER_DIM * c * kept + scores
+        refiner = dims.refiner_floats_per_token * n
+        routed = refiner + ROUTED_FLOATS_PER_DIM * c * kept + scores
         encoder = max(encoder, tokens + routed)
     if dims.num_global_blocks:
         rel_terms = 2 * heads * n * (gh + gw) if dims.global_rel_pos else 0
@@ -160,7 +163,7 @@ def estimate_peak_memory(
     area, padded = _decoded_area(gh, gw, tile_size, dims.tile_context)
     decoder = n * c + TILE_PAD_FLOATS * padded + DECODER_FLOATS_PER_PIXEL * area
 
-    fixed = RUNTIME_OVERHEAD_BYTES + dims.param_bytes
+    fixed = resident_bytes(dims)
     total = fixed + BYTES_PER_FLOAT * (inputs + max(encoder, decoder))
     return MemoryEstimate(
         total=int(total),
@@ -169,6 +172,12 @@ def estimate_peak_memory(
         decoder=int(BYTES_PER_FLOAT * decoder),
         fixed=int(fixed),
     )
+
+
+def resident_bytes(dims: ModelDims) -> int:
+    """The fixed part of an estimate: runtime overhead and parameters, held by the process from
+    the moment the model is loaded, before and after every image."""
+    return RUNTIME_OVERHEAD_BYTES + dims.param_bytes
 
 
 class MemoryBudgetError(MemoryError):
@@ -229,23 +238,33 @@ def parse_memory_size(spec: str | int) -> str | int:
 
 
 def available_memory(device: torch.device) -> int:
-    """Bytes free now on `device` (free GPU memory, or available system RAM on CPU)."""
-    if device.type == "cuda" and torch.cuda.is_available():
+    """Bytes this process can still allocate on `device`.
+
+    CUDA: the device's free memory plus the blocks PyTorch's caching allocator holds but does
+    not use (``mem_get_info`` counts them as used, yet the next image reuses them), so the value
+    does not drop once an image has run. CPU: the available system RAM.
+    """
+    if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + cached)
     return int(psutil.virtual_memory().available)
 
 
 class MemoryBudget:
-    """A fixed byte count, or "auto": a share of the memory free when an image starts."""
+    """A fixed byte count, or "auto": a share of the memory available when an image starts."""
 
     def __init__(self, spec: str | int, device: torch.device):
         self.spec = parse_memory_size(spec)
         self.device = device
 
-    def bytes(self) -> int:
+    def bytes(self, resident: int = 0) -> int:
+        """The bound for an estimate's total. ``resident``: the estimate's part this process
+        already holds (:func:`resident_bytes`). An "auto" budget adds it to its share of the
+        available memory, which no longer contains it: counting it against the available
+        memory again would leave less room than there is."""
         if self.spec == "auto":
-            return int(AUTO_BUDGET_FRACTION * available_memory(self.device))
+            return int(AUTO_BUDGET_FRACTION * available_memory(self.device)) + resident
         return int(self.spec)
 
 

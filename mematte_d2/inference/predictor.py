@@ -31,9 +31,23 @@ from .memory import (
     format_bytes,
     model_dims,
     parse_memory_size,
+    resident_bytes,
+    token_grid,
 )
 
 INPUT_FORMATS = ("RGB", "BGR")
+# Retries of an image that ran out of memory, each with half the token cap and decoder tile.
+OOM_RETRIES = 3
+
+
+class PredictionOutOfMemoryError(MemoryBudgetError):
+    """An image ran out of device memory even with the smaller budgets of every retry."""
+
+
+def free_cached_memory(device: torch.device) -> None:
+    """Return the blocks PyTorch's CUDA cache holds but does not use to the device."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -103,10 +117,12 @@ class MattingPredictor:
         device: "cpu" / "cuda" (default: cuda when available, else cpu).
         input_format: channel order of the images given, "RGB" or "BGR" (default: the config's
             `input_format` if set, else "RGB").
-        max_memory: memory budget ("8GB", bytes, or "auto" = 80% of what is free now) from which
-            the token cap of each image is chosen when no explicit max_tokens / keep_ratio is
-            given (never above the config's `max_tokens`); None uses the config's cap as is.
-            An image that does not fit the budget at all raises MemoryBudgetError.
+        max_memory: memory budget ("8GB", bytes, or "auto" = 80% of the memory available when
+            an image starts, see MemoryBudget) from which the token cap of each image is chosen
+            when no explicit max_tokens / keep_ratio is given (never above the config's
+            `max_tokens`); None uses the config's cap as is. An image that does not fit the
+            budget at all raises MemoryBudgetError; one that runs out of memory all the same is
+            retried smaller, then raises PredictionOutOfMemoryError.
         precision: "fp32" (default), or autocast to "bf16" (CPU or CUDA) / "fp16" (CUDA):
             faster, with alphas that differ slightly from fp32. The memory budget is estimated
             for fp32; autocast can need more (README, Performance: ViTMatte-S in CPU bf16).
@@ -184,7 +200,7 @@ class MattingPredictor:
             return None
         dims = model_dims(self.model)
         tile = self.model.tile_size if tile_size is None else tile_size
-        budget = self.memory_budget.bytes()
+        budget = self.memory_budget.bytes(resident_bytes(dims))
         if dims.num_routed_blocks:
             cap = choose_max_tokens(budget, height, width, dims, tile_size=tile)
             configured = getattr(self.model.backbone, "max_tokens", None)
@@ -208,10 +224,7 @@ class MattingPredictor:
         rgb = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
         tri = torch.from_numpy(trimap).to(self.device)
         inputs = {"image": rgb.permute(2, 0, 1).float(), "trimap": tri[None].float()}
-        with self._tile_size(tile_size), self._budget(max_tokens, keep_ratio), autocast(
-            self.autocast_dtype, self.device
-        ):
-            out = self.model([inputs])[0]
+        out, max_tokens = self._run_with_oom_retries(inputs, max_tokens, keep_ratio, tile_size)
         alpha = clamp_known_regions(out["alpha"], inputs["trimap"])
         return MattingResult(
             alpha=alpha[0].float().cpu().numpy(),
@@ -219,6 +232,36 @@ class MattingPredictor:
             keep_ratio=out["keep_ratio"].cpu(),
             max_tokens=max_tokens,
         )
+
+    def _run_with_oom_retries(self, inputs: dict, max_tokens, keep_ratio, tile_size):
+        """The model's output and the token cap it ran with. When the device runs out of
+        memory, the cache is freed and the image retried with half the token cap and half the
+        decoder tile, up to ``OOM_RETRIES`` times; then PredictionOutOfMemoryError."""
+        height, width = inputs["trimap"].shape[-2:]
+        for _ in range(OOM_RETRIES + 1):
+            try:
+                with self._tile_size(tile_size), self._budget(max_tokens, keep_ratio), autocast(
+                    self.autocast_dtype, self.device
+                ):
+                    return self.model([inputs])[0], max_tokens
+            except torch.OutOfMemoryError as e:
+                # Only the message is kept: the traceback's frames hold the failed activations.
+                reason = str(e).splitlines()[0] if str(e) else "out of memory"
+            free_cached_memory(self.device)
+            max_tokens, tile_size = self._smaller_budget(height, width, max_tokens, tile_size)
+        raise PredictionOutOfMemoryError(
+            f"a {height}x{width} image ran out of {self.device.type} memory {OOM_RETRIES + 1} "
+            f"times, last with max_tokens={max_tokens}, tile_size={tile_size} ({reason})"
+        )
+
+    def _smaller_budget(self, height: int, width: int, max_tokens, tile_size):
+        """Half the token cap (at least 1) and half the decoder tile (a multiple of 32, not
+        below the tile context); decoding the whole image at once becomes 512 tiles."""
+        gh, gw = token_grid(height, width)
+        max_tokens = max(1, (gh * gw if max_tokens is None else max_tokens) // 2)
+        tile = self.model.tile_size if tile_size is None else tile_size
+        tile = 512 if tile == 0 else max(32, self.model.tile_context, tile // 2 // 32 * 32)
+        return max_tokens, tile
 
     @contextmanager
     def _tile_size(self, tile_size: int | None):
@@ -235,8 +278,6 @@ class MattingPredictor:
             self.model.tile_size = previous
 
     def _budget(self, max_tokens: int | None, keep_ratio: float | None):
-        if max_tokens is not None and max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
         if keep_ratio is not None and not 0.0 < keep_ratio <= 1.0:
             raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio}")
         return self.model.routing_budget(max_tokens=max_tokens, keep_ratio=keep_ratio)

@@ -15,6 +15,7 @@ from torch import nn
 from mematte_d2.utils.trimap import normalize_trimap
 
 from .losses import MattingCriterion, distillation_loss
+from .routing.policies import check_max_tokens
 from .tiling import tiled_decode
 
 __all__ = ["MEMatte"]
@@ -136,8 +137,7 @@ class MEMatte(nn.Module):
         ceil(ratio * N) tokens with the largest router margin per image. An argument left at None
         keeps the configured value. No-op for an encoder without routing.
         """
-        if max_tokens is not None and (isinstance(max_tokens, bool) or int(max_tokens) < 1):
-            raise ValueError(f"routing_budget: max_tokens must be a positive int, got {max_tokens}")
+        max_tokens = check_max_tokens(max_tokens)
         if keep_ratio is not None and not 0.0 < float(keep_ratio) <= 1.0:
             raise ValueError(f"routing_budget: keep_ratio must be in (0, 1], got {keep_ratio}")
         overrides = {"max_tokens": max_tokens, "inference_keep_ratio": keep_ratio}

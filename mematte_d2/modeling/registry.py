@@ -19,7 +19,9 @@ Routers score every token of a global block: ``Router(dim, **kwargs)``, called o
 TOKEN_REFINER_REGISTRY = Registry("TOKEN_REFINER")
 TOKEN_REFINER_REGISTRY.__doc__ = """
 Token refiners are the cheap branch of a routed block: ``Refiner(dim, **kwargs)``, called on the
-block input grid ``[B, H, W, C]``, returns the same shape.
+block input grid ``[B, H, W, C]``, returns the same shape. ``inference_floats_per_token()``
+states the floats per token it holds at its peak in an inference forward, output included (the
+input not): the memory estimate of inference takes the refiner's cost from there.
 """
 
 ROUTING_POLICY_REGISTRY = Registry("ROUTING_POLICY")

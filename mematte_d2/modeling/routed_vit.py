@@ -3,7 +3,7 @@ and a cheap token refiner.
 
 Training: the router's decisions ``d`` (0/1, straight-through gradients) mix both branches run
 on all tokens, ``d * attention + (1 - d) * refiner``, and the attention is policy-masked: query
-``i`` sees kept keys and itself, with the stabilised normalisation of PAPER.md
+``i`` sees kept keys and itself, with the paper's stabilised normalisation
 ``(e_ij m_ij + eps/N) / (sum_j e_ij m_ij + eps)``, ``e_ij = exp(s_ij - max_j s_ij)``, in fp32.
 Inference: the refiner runs on all tokens and global attention only among each image's kept
 tokens; the results are scattered over the refiner output.
@@ -26,7 +26,7 @@ from .registry import (
     TOKEN_REFINER_REGISTRY,
     build_from_registry,
 )
-from .routing.policies import RoutingPolicy
+from .routing.policies import RoutingPolicy, cap_tokens, check_max_tokens, routing_margin
 from .vit import (
     MAX_BIAS_ELEMENTS,
     Block,
@@ -38,21 +38,41 @@ from .vit import (
 POLICY_EPS = 1e-6
 
 
+# CUDA's memory-efficient SDPA kernel needs head dims divisible by 4 (fp32) or 8 (fp16/bf16);
+# the augmented head dim d + 1 is zero-padded up to a multiple of this so that kernel applies.
+HEAD_DIM_MULTIPLE = 8
+
+
 @torch.no_grad()
-def _row_max_scores(q: Tensor, k: Tensor, scale: float) -> Tensor:
-    """``max_j scale * q_i . k_j`` of ``[B, heads, N, D]`` tensors, in query chunks."""
+def _row_argmax_keys(q: Tensor, k: Tensor) -> Tensor:
+    """``argmax_j q_i . k_j`` of ``[B, heads, N, D]`` tensors, ``[B, heads, N]``, in query
+    chunks so that no ``N x N`` matrix is held."""
     b, heads, n, _ = q.shape
     chunk = max(1, MAX_BIAS_ELEMENTS // max(1, b * heads * k.shape[2]))
-    maxima = [
-        (q[:, :, s : s + chunk] @ k.transpose(-2, -1)).amax(dim=-1) for s in range(0, n, chunk)
+    best = [
+        (q[:, :, s : s + chunk] @ k.transpose(-2, -1)).argmax(dim=-1) for s in range(0, n, chunk)
     ]
-    return torch.cat(maxima, dim=2) * scale
+    return torch.cat(best, dim=2)
+
+
+def _row_max_scores(q: Tensor, k: Tensor, scale: float) -> Tensor:
+    """``M_i = max_j scale * q_i . k_j``, differentiable: the gradient reaches q_i and the
+    maximising key, as autograd of a plain ``max`` gives it (the release does not detach it)."""
+    index = _row_argmax_keys(q, k).unsqueeze(-1).expand(-1, -1, -1, k.shape[-1])
+    return (q * k.gather(2, index)).sum(dim=-1) * scale
+
+
+def _pad_head_dim(x: Tensor) -> Tensor:
+    """Zero-pad the last dim to a multiple of ``HEAD_DIM_MULTIPLE``: zero channels add nothing
+    to the q.k scores (the softmax scale is passed explicitly) and give zero output channels."""
+    return F.pad(x, (0, -x.shape[-1] % HEAD_DIM_MULTIPLE))
 
 
 def policy_masked_attention(
     q: Tensor, k: Tensor, v: Tensor, keep: Tensor, eps: float = POLICY_EPS
 ) -> Tensor:
-    """Policy-masked attention of PAPER.md, exact, through one SDPA call in fp32 (autocast off).
+    """The paper's policy-masked attention, exact, through one SDPA call in fp32
+    (or the inputs' dtype if wider; autocast off).
 
     ``q, k, v``: ``[B, heads, N, D]``; ``keep``: ``[B, N]`` decisions with values 0/1.
     With ``M_i`` the row max of the scores and ``c_i = (1 - d_i) exp(s_ii)`` the self term of a
@@ -66,14 +86,19 @@ def policy_masked_attention(
     ``[mean_j v_j, 1]`` (its logit enters through an extra q/k channel). The extra output
     channel is the sentinel's weight ``eps e^{M_i} / Z_i``, which gives ``c_i / Z_i`` and the
     exact final mix ``(P_i + r_i v_i) / (1 + r_i)``. Memory stays O(N) per query row chunk; no
-    ``N x N`` mask is built. ``M_i`` is a stabiliser and treated as a constant for gradients.
+    ``N x N`` mask is built. ``M_i`` is differentiated like the release's (undetached) row max:
+    through the eps terms it changes the q/k gradients where the largest score is dropped.
+    The augmented head dim is zero-padded (``HEAD_DIM_MULTIPLE``) for CUDA's fused kernels.
     """
+    dtype = torch.promote_types(q.dtype, torch.float32)
     with torch.autocast(device_type=q.device.type, enabled=False):
-        out = _policy_masked_attention_fp32(q.float(), k.float(), v.float(), keep.float(), eps)
+        out = _policy_masked_attention_exact(
+            q.to(dtype), k.to(dtype), v.to(dtype), keep.to(dtype), eps
+        )
     return out.to(q.dtype)
 
 
-def _policy_masked_attention_fp32(q: Tensor, k: Tensor, v: Tensor, keep: Tensor, eps: float):
+def _policy_masked_attention_exact(q: Tensor, k: Tensor, v: Tensor, keep: Tensor, eps: float):
     b, heads, n, d = q.shape
     scale = d**-0.5
     row_max = _row_max_scores(q, k, scale)
@@ -86,10 +111,18 @@ def _policy_masked_attention_fp32(q: Tensor, k: Tensor, v: Tensor, keep: Tensor,
     sentinel_value = torch.cat([v.mean(dim=2, keepdim=True), v.new_ones((b, heads, 1, 1))], -1)
     v_aug = torch.cat([F.pad(v, (0, 1)), sentinel_value], dim=2)
 
-    kept = keep > 0.5
-    key_bias = torch.where(kept, keep.clamp_min(0.5).log(), torch.full_like(keep, -math.inf))
+    # The mask carries no gradient (_KeyMaskGrad supplies the decisions'), so the fused
+    # kernels apply in training too and no gradient of an [N, N+1] bias is ever formed.
+    decisions = keep.detach()
+    kept = decisions > 0.5
+    key_bias = torch.where(
+        kept, decisions.clamp_min(0.5).log(), torch.full_like(decisions, -math.inf)
+    )
     key_bias = F.pad(key_bias, (0, 1))[:, None, None, :]
-    out = F.scaled_dot_product_attention(q_aug, k_aug, v_aug, attn_mask=key_bias, scale=scale)
+    out = F.scaled_dot_product_attention(
+        _pad_head_dim(q_aug), _pad_head_dim(k_aug), _pad_head_dim(v_aug),
+        attn_mask=key_bias, scale=scale,
+    )
     attended, sentinel_share = out[..., :d], out[..., d]
 
     self_logit = (q * k).sum(dim=-1) * scale
@@ -100,39 +133,40 @@ def _policy_masked_attention_fp32(q: Tensor, k: Tensor, v: Tensor, keep: Tensor,
         log_partition = (
             math.log(eps) + row_max - sentinel_share.log() + torch.log1p(self_ratio.squeeze(-1))
         )
-        out = _DroppedKeyMaskGrad.apply(
+        out = _KeyMaskGrad.apply(
             out, keep, q.detach(), k.detach(), v.detach(), log_partition.detach()
         )
     return out
 
 
-class _DroppedKeyMaskGrad(torch.autograd.Function):
-    """Identity on the attention output that adds the mask gradient of dropped keys.
+class _KeyMaskGrad(torch.autograd.Function):
+    """Identity on the attention output that adds the gradient of the key decisions.
 
-    The additive ``log d_j`` bias is ``-inf`` for a dropped key, so autograd gives its decision
-    no gradient, while the explicit formula does: ``dL/dd_j = sum_{i != j} exp(s_ij) / Z_i
-    (g_i . v_j - g_i . O_i)`` (summed over heads), ``Z_i`` the full normaliser. This adds the sum
-    over all ``i``; autograd of the self term ``c_j = (1 - d_j) exp(s_jj)`` already contributes
-    exactly minus the ``i = j`` summand. Computed in query chunks (O(N) memory per chunk)."""
+    The additive ``log d_j`` bias enters SDPA detached (and would be ``-inf`` for a dropped key
+    anyway); the explicit formula's gradient is ``dL/dd_j = sum_{i != j} exp(s_ij) / Z_i
+    (g_i . v_j - g_i . O_i)`` (summed over heads), ``Z_i`` the full normaliser, for kept and
+    dropped keys alike. This adds the sum over all ``i``; autograd of the self term
+    ``c_j = (1 - d_j) exp(s_jj)`` already contributes exactly minus the ``i = j`` summand.
+    Computed in query chunks (O(N) memory per chunk)."""
 
     @staticmethod
     def forward(ctx, out, keep, q, k, v, log_partition):
-        ctx.save_for_backward(out.detach(), keep.detach(), q, k, v, log_partition)
+        ctx.save_for_backward(out.detach(), q, k, v, log_partition)
         return out.clone()
 
     @staticmethod
     def backward(ctx, grad_out):
-        out, keep, q, k, v, log_partition = ctx.saved_tensors
+        out, q, k, v, log_partition = ctx.saved_tensors
         grad_keep = None
         if ctx.needs_input_grad[1]:
-            grad_keep = _dropped_key_grad(grad_out, out, keep, q, k, v, log_partition)
+            grad_keep = _key_mask_grad(grad_out, out, q, k, v, log_partition)
         return grad_out, grad_keep, None, None, None, None
 
 
-def _dropped_key_grad(grad_out, out, keep, q, k, v, log_partition) -> Tensor:
+def _key_mask_grad(grad_out, out, q, k, v, log_partition) -> Tensor:
     b, heads, n, d = q.shape
     scale = d**-0.5
-    grad_out = grad_out.float()
+    grad_out = grad_out.to(v.dtype)
     weighted_grads = torch.zeros_like(v)
     weighted_dots = v.new_zeros((b, heads, n))
     grad_dot_out = (grad_out * out).sum(dim=-1)
@@ -144,8 +178,7 @@ def _dropped_key_grad(grad_out, out, keep, q, k, v, log_partition) -> Tensor:
         weighted_grads += weights.transpose(-2, -1) @ grad_out[:, :, rows]
         weighted_dots += (weights * grad_dot_out[:, :, rows, None]).sum(dim=2)
     grad = (v * weighted_grads).sum(dim=-1) - weighted_dots
-    dropped = keep <= 0.5
-    return grad.sum(dim=1) * dropped
+    return grad.sum(dim=1)
 
 
 class RoutedBlock(Block):
@@ -172,6 +205,17 @@ class RoutedBlock(Block):
             use_residual_block=use_residual_block,
         )
         self.efficient_block = refiner
+
+    def refiner_floats_per_token(self) -> int:
+        """The refiner's peak inference floats per token, as the refiner states it (the
+        ``TOKEN_REFINER_REGISTRY`` contract), for the memory estimate."""
+        cost = getattr(self.efficient_block, "inference_floats_per_token", None)
+        if cost is None:
+            raise TypeError(
+                f"refiner {type(self.efficient_block).__name__} does not state its memory cost: "
+                "define inference_floats_per_token() (see TOKEN_REFINER_REGISTRY)"
+            )
+        return int(cost())
 
     def forward(self, x: Tensor, keep: Tensor) -> Tensor:
         """``x`` ``[B, H, W, C]`` with decisions ``keep`` ``[B, H*W]``: ``forward_train`` in
@@ -201,7 +245,12 @@ class RoutedBlock(Block):
                 continue
             # LayerNorm is per token: normalising only the gathered tokens gives the same values.
             kept = self.norm1(tokens[i].index_select(0, index)).unsqueeze(0)
-            mixed[i].index_copy_(0, index, self.attn.forward_tokens(kept)[0])
+            attended = self.attn.forward_tokens(kept)[0]
+            # Under CUDA autocast the refiner's output and attention's may differ in dtype
+            # (layer_norm runs in fp32 there): scatter into the wider of the two.
+            wider = torch.promote_types(mixed.dtype, attended.dtype)
+            mixed = mixed.to(wider)
+            mixed[i].index_copy_(0, index, attended.to(wider))
         return self.finish(x + mixed.reshape(b, h, w, c))
 
 
@@ -314,16 +363,28 @@ class RoutedViT(ViTEncoderBase):
         self.init_weights()
 
     @property
+    def max_tokens(self) -> int | None:
+        """Inference cap of globally attended tokens per image and routed block (None: none)."""
+        return self._max_tokens
+
+    @max_tokens.setter
+    def max_tokens(self, value: int | None) -> None:
+        self._max_tokens = check_max_tokens(value)
+
+    @property
     def keep_ratio(self) -> float:
         """The policy's training target share of globally attended tokens."""
         return self.routing_policy.keep_ratio
 
     def _decide(self, log_probs: Tensor) -> Tensor:
+        """The policy's decisions; at inference the token cap is enforced here, after the
+        policy, so that no policy can exceed it."""
         if self.training:
             return self.routing_policy.train_decisions(log_probs)
-        return self.routing_policy.eval_decisions(
+        keep = self.routing_policy.eval_decisions(
             log_probs, keep_ratio=self.inference_keep_ratio, max_tokens=self.max_tokens
         )
+        return cap_tokens(keep, routing_margin(log_probs), self.max_tokens)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         """``x`` ``[B, in_chans, H, W]`` (H, W multiples of the patch size) -> dict with

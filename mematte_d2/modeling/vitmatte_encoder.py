@@ -69,6 +69,7 @@ class ViTMatteEncoder(ViTEncoderBase):
             )
             for i in range(depth)
         )
+        self.routed_block_indexes: tuple[int, ...] = ()
         self.num_routed_blocks = 0
         self.init_weights()
 

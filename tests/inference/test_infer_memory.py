@@ -1,18 +1,24 @@
 """The memory estimate and the token cap chosen from a budget."""
 
 import pytest
+import torch
 
 from mematte_d2.inference.memory import (
+    AUTO_BUDGET_FRACTION,
+    MemoryBudget,
     MemoryBudgetError,
     ModelDims,
     choose_max_tokens,
     estimate_peak_memory,
+    model_dims,
     parse_memory_size,
+    resident_bytes,
     token_grid,
 )
 
 VIT_S = ModelDims(embed_dim=384, num_heads=6, window_size=14, num_window_blocks=8,
-                  num_routed_blocks=4, num_global_blocks=0, param_bytes=100 * 2**20)
+                  num_routed_blocks=4, num_global_blocks=0, param_bytes=100 * 2**20,
+                  refiner_floats_per_token=4 * 384)
 
 
 def test_parse_memory_size():
@@ -39,7 +45,8 @@ def test_estimate_grows_with_tokens_size_and_tile():
 
 def test_dense_vitmatte_estimate_counts_three_score_matrices_per_head():
     fused = ModelDims(embed_dim=384, num_heads=6, window_size=14, num_window_blocks=8,
-                      num_routed_blocks=0, num_global_blocks=4, param_bytes=100 * 2**20)
+                      num_routed_blocks=0, num_global_blocks=4, param_bytes=100 * 2**20,
+                      refiner_floats_per_token=0)
     dense = ModelDims(**{**fused.__dict__, "dense_global_attention": True})
     n = token_grid(2048, 2048)[0] * token_grid(2048, 2048)[1]
     extra = (estimate_peak_memory(2048, 2048, dense).encoder
@@ -75,6 +82,59 @@ def test_estimate_bounds_measured_peak_of_a_tiny_model():
     assert row["peak_rss"] <= row["estimate"] <= 1.6 * row["peak_rss"], row
 
 
+# A refiner far hungrier than the LTRM: 2 x 65536 hidden floats per token of the tiny model.
+HUNGRY_REFINER = [
+    "model.backbone.refiner=MLPRefiner",
+    "model.backbone.refiner_kwargs={expand_ratio:2048}",
+]
+
+
+class Unstated(torch.nn.Module):
+    """A refiner that does not state its memory cost."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+
+    def forward(self, x):
+        return x * 0.5
+
+
+def test_estimate_takes_the_refiners_cost_from_the_refiner():
+    from detectron2.config import LazyConfig, instantiate
+    from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS
+
+    from mematte_d2.modeling import TOKEN_REFINER_REGISTRY
+
+    def dims_of(opts):
+        cfg = LazyConfig.apply_overrides(LazyConfig.load(MEMATTE_CONFIG), MEMATTE_OPTS + opts)
+        return model_dims(instantiate(cfg.model))
+
+    ltrm, hungry = dims_of([]), dims_of(HUNGRY_REFINER)
+    assert ltrm.refiner_floats_per_token == 2 * (2 * 32)  # two hidden states of width 2C
+    assert hungry.refiner_floats_per_token == 2 * (2048 * 32)
+    n = token_grid(768, 768)[0] * token_grid(768, 768)[1]
+    grown = estimate_peak_memory(768, 768, hungry).encoder - estimate_peak_memory(
+        768, 768, ltrm).encoder
+    assert grown == 4 * n * (hungry.refiner_floats_per_token - ltrm.refiner_floats_per_token)
+    TOKEN_REFINER_REGISTRY.register(Unstated)
+    try:
+        with pytest.raises(TypeError, match="refiner Unstated does not state its memory cost"):
+            dims_of(["model.backbone.refiner=Unstated"])
+    finally:
+        TOKEN_REFINER_REGISTRY._obj_map.pop("Unstated")
+
+
+@pytest.mark.slow
+def test_estimate_bounds_measured_peak_with_a_swapped_refiner():
+    # ~2 GB peak, ~1 min on the 2-core box: the refiner's 1.2 GB dominate the encoder stage
+    from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS
+
+    from mematte_d2.inference.memory_probe import measure
+
+    row = measure(MEMATTE_CONFIG, MEMATTE_OPTS + HUNGRY_REFINER, 768, 768)
+    assert row["peak_rss"] <= row["estimate"] <= 1.4 * row["peak_rss"], row
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("config, size, cap", [
     ("configs/common/models/mematte_s.py", 1024, 1000),
@@ -86,3 +146,55 @@ def test_estimate_bounds_measured_peak_of_vit_s(config, size, cap):
 
     row = measure(config, [], size, size, max_tokens=cap)
     assert row["peak_rss"] <= row["estimate"] <= 1.4 * row["peak_rss"], row
+
+
+class FakeCudaAllocator:
+    """torch.cuda's memory queries for a 16 GB device whose caching allocator holds
+    ``cached`` bytes it does not use (mem_get_info counts them as taken)."""
+
+    def __init__(self, monkeypatch, in_use: int):
+        self.total, self.context, self.in_use, self.cached = 16 * 2**30, 2**29, in_use, 0
+        monkeypatch.setattr(torch.cuda, "mem_get_info", self.mem_get_info)
+        monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: self.reserved)
+        monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: self.in_use)
+
+    @property
+    def reserved(self) -> int:
+        return self.in_use + self.cached
+
+    def mem_get_info(self, device=None) -> tuple[int, int]:
+        return self.total - self.context - self.reserved, self.total
+
+
+def test_auto_budget_counts_cached_blocks_and_resident_bytes_once(monkeypatch):
+    cuda = FakeCudaAllocator(monkeypatch, in_use=VIT_S.param_bytes)
+    budget = MemoryBudget("auto", torch.device("cuda"))
+    resident = resident_bytes(VIT_S)
+    free = cuda.total - cuda.context - VIT_S.param_bytes
+    assert budget.bytes(resident) == int(AUTO_BUDGET_FRACTION * free) + resident
+    cuda.cached = 3 * 2**30  # an image ran: its freed blocks stay reserved by the cache
+    assert budget.bytes(resident) == int(AUTO_BUDGET_FRACTION * free) + resident
+    assert MemoryBudget("8GB", torch.device("cuda")).bytes(resident) == 8 * 2**30
+    cuda.total = cuda.context + cuda.reserved  # nothing free beside the 3 GB cache
+    caps = {choose_max_tokens(budget.bytes(resident), 4096, 4096, VIT_S) for _ in range(2)}
+    cuda.cached = 0
+    caps.add(choose_max_tokens(budget.bytes(resident), 4096, 4096, VIT_S))
+    assert len(caps) == 1 and caps.pop() < token_grid(4096, 4096)[0] ** 2
+
+
+def test_second_identical_image_gets_the_same_cap_on_a_cuda_like_allocator(monkeypatch):
+    from infer_tiny import tiny_cfg
+
+    from mematte_d2.inference import MattingPredictor
+
+    predictor = MattingPredictor(tiny_cfg(), device="cpu")
+    dims = model_dims(predictor.model)
+    cuda = FakeCudaAllocator(monkeypatch, in_use=dims.param_bytes)
+    predictor.memory_budget = MemoryBudget("auto", torch.device("cuda"))
+    # just enough free memory for every token of a 448x640 image
+    n = token_grid(448, 640)[0] * token_grid(448, 640)[1]
+    need = estimate_peak_memory(448, 640, dims).total - resident_bytes(dims)
+    cuda.total = cuda.context + cuda.in_use + int(need / AUTO_BUDGET_FRACTION) + 2**10
+    assert predictor.token_cap(448, 640) == n
+    cuda.cached = 2**28  # what the first image left in PyTorch's cache
+    assert predictor.token_cap(448, 640) == n

@@ -26,7 +26,8 @@ def explicit_rel_pos_attention(q, k, v, rel_pos_h, rel_pos_w, hw):
 
 
 def explicit_policy_attention(q, k, v, keep, eps=1e-6):
-    """PAPER.md: exp-scores times (d_j + (1 - d_j)[i == j]), (e + eps/N) / (sum e + eps)."""
+    """The paper's masked softmax as the release writes it: exp-scores minus the (undetached) row
+    max times (d_j + (1 - d_j)[i == j]), then (e + eps/N) / (sum e + eps)."""
     n = q.shape[2]
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
     policy = keep[:, None, None, :]
@@ -176,6 +177,73 @@ def test_policy_masked_attention_gradients_match_explicit():
         grads.append([t.grad for t in leaves] + [soft.grad])
     for mine, ref in zip(grads[0], grads[1], strict=True):
         torch.testing.assert_close(mine.double(), ref, atol=1e-4, rtol=1e-4)
+
+
+def _attention_grads(fn, q, k, v, hard, out_grad):
+    """Gradients of (fn(q, k, v, keep) * out_grad).sum() w.r.t. q, k, v and the soft decisions
+    behind straight-through ``keep``."""
+    leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    soft = torch.full_like(hard, 0.5, requires_grad=True)
+    (fn(*leaves, hard - soft.detach() + soft) * out_grad).sum().backward()
+    return [t.grad for t in leaves] + [soft.grad]
+
+
+def _detached_max_attention(q, k, v, keep, eps=1e-6):
+    """The explicit formula with the row max detached (this project's former gradient)."""
+    n = q.shape[2]
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    mask = keep[:, None, None, :] + (1 - keep[:, None, None, :]) * torch.eye(n, dtype=q.dtype)
+    e = (scores - scores.amax(-1, keepdim=True).detach()).exp() * mask
+    return ((e + eps / n) / (e.sum(-1, keepdim=True) + eps)) @ v
+
+
+@pytest.mark.parametrize("logit_std", [1.0, 4.0, 16.0])
+def test_policy_masked_attention_gradient_is_the_releases_in_float64(logit_std):
+    # q, k ~ N(0, sigma^2) give scores q.k / sqrt(D) of std sigma^2 = logit_std
+    gen = torch.Generator().manual_seed(0)
+    q, k, v, out_grad = (
+        torch.randn(2, 3, 48, 16, dtype=torch.float64, generator=gen) for _ in range(4)
+    )
+    q, k = q * logit_std**0.5, k * logit_std**0.5
+    hard = (torch.rand(2, 48, dtype=torch.float64, generator=gen) < 0.3).double()
+    mine = _attention_grads(policy_masked_attention, q, k, v, hard, out_grad)
+    release = _attention_grads(explicit_policy_attention, q, k, v, hard, out_grad)
+    for name, a, b in zip(("q", "k", "v", "keep"), mine, release, strict=True):
+        assert a.dtype == torch.float64
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=name)
+    if logit_std == 16.0:  # wide logits: a detached max would miss a large share of dL/dq
+        detached = _attention_grads(_detached_max_attention, q, k, v, hard, out_grad)
+        assert (detached[0] - release[0]).norm() > 0.1 * release[0].norm()
+
+
+def test_policy_masked_attention_suits_fused_kernels_without_changing_results(monkeypatch):
+    # CUDA's memory-efficient kernel needs head dims divisible by 4 (fp32) / 8 (fp16, bf16) and,
+    # like CPU's flash kernel, a mask without gradient; padding must not change any value.
+    from mematte_d2.modeling import routed_vit
+
+    head_dims, mask_grads = [], []
+    sdpa = F.scaled_dot_product_attention
+
+    def recording_sdpa(q, k, v, **kwargs):
+        head_dims.append((q.shape[-1], k.shape[-1], v.shape[-1]))
+        mask_grads.append(kwargs["attn_mask"].requires_grad)
+        return sdpa(q, k, v, **kwargs)
+
+    monkeypatch.setattr(routed_vit.F, "scaled_dot_product_attention", recording_sdpa)
+    gen = torch.Generator().manual_seed(1)
+    q, k, v, out_grad = (torch.randn(1, 2, 30, 16, generator=gen) * 2 for _ in range(4))
+    hard = (torch.rand(1, 30, generator=gen) < 0.4).float()
+    results = {}
+    for multiple in (routed_vit.HEAD_DIM_MULTIPLE, 1):
+        monkeypatch.setattr(routed_vit, "HEAD_DIM_MULTIPLE", multiple)
+        out = policy_masked_attention(q, k, v, hard)
+        results[multiple] = [out] + _attention_grads(
+            policy_masked_attention, q, k, v, hard, out_grad
+        )
+    assert head_dims[0] == (24, 24, 24) and head_dims[-1] == (17, 17, 17)
+    assert not any(mask_grads)  # also with straight-through decisions that need gradients
+    for padded, plain in zip(results[8], results[1], strict=True):
+        torch.testing.assert_close(padded, plain, rtol=1e-6, atol=1e-6)
 
 
 def test_routed_block_inference_attends_only_among_kept_tokens():

@@ -10,11 +10,13 @@ from detectron2.modeling import BACKBONE_REGISTRY
 from mematte_d2.modeling import (
     BATR,
     LTRM,
+    ROUTING_POLICY_REGISTRY,
     FixedTopK,
     LocalGlobalRouter,
     LocalRouter,
     MLPRefiner,
     RoutedViT,
+    RoutingPolicy,
     ViTMatteEncoder,
 )
 from mematte_d2.modeling.vit import Block
@@ -174,6 +176,51 @@ def test_token_cap_keeps_the_largest_margin_tokens():
                 expected = margin[b] > 0
             assert torch.equal(routing[b, k], expected)
     assert int(routing.sum(-1).max()) == cap
+
+
+class KeepEverything(RoutingPolicy):
+    """A policy that forgets the cap: every token to global attention, ``max_tokens`` ignored."""
+
+    def train_decisions(self, log_probs):
+        return torch.ones_like(log_probs[..., 0])
+
+    def eval_decisions(self, log_probs, keep_ratio=None, max_tokens=None):
+        return torch.ones_like(log_probs[..., 0], dtype=torch.bool)
+
+    def loss(self, decisions):
+        return decisions.new_zeros(())
+
+
+@pytest.fixture
+def keep_everything_policy():
+    ROUTING_POLICY_REGISTRY.register(KeepEverything)
+    yield "KeepEverything"
+    ROUTING_POLICY_REGISTRY._obj_map.pop("KeepEverything")
+
+
+def test_encoder_enforces_the_cap_on_a_policy_that_ignores_it(keep_everything_policy):
+    student = tiny_student(routing_policy=keep_everything_policy).eval()
+    x = torch.randn(2, 4, 128, 128)
+    uncapped, _ = router_log_probs(student, x)
+    assert uncapped["routing"].all()
+    student.max_tokens = 5
+    out, log_probs = router_log_probs(student, x)
+    routing = out["routing"].flatten(2)
+    for k, lp in enumerate(log_probs):
+        top = (lp[..., 0] - lp[..., 1]).topk(5, dim=-1).indices
+        expected = torch.zeros(2, 64, dtype=torch.bool).scatter_(1, top, True)
+        assert torch.equal(routing[:, k], expected)  # the 5 largest-margin tokens per image
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "7"])
+def test_token_cap_bounds_are_checked_wherever_a_cap_is_set(bad):
+    with pytest.raises(ValueError, match="max_tokens must be None or a positive int"):
+        tiny_student(max_tokens=bad)
+    student = tiny_student()
+    with pytest.raises(ValueError, match="max_tokens must be None or a positive int"):
+        student.max_tokens = bad
+    student.max_tokens = 1
+    assert student.max_tokens == 1
 
 
 def test_inference_keep_ratio_keeps_ceil_ratio_tokens_per_image():

@@ -101,9 +101,10 @@ def test_cap_tokens_validates_and_never_adds_tokens():
     keep = torch.tensor([[True, False, True]])
     margin = torch.tensor([[1.0, 5.0, 2.0]])
     assert torch.equal(cap_tokens(keep, margin, 1), torch.tensor([[False, False, True]]))
-    assert torch.equal(cap_tokens(keep, margin, 0), torch.zeros(1, 3, dtype=torch.bool))
-    with pytest.raises(ValueError, match="max_tokens"):
-        cap_tokens(keep, margin, -1)
+    assert torch.equal(cap_tokens(keep, margin, None), keep)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="max_tokens must be None or a positive int"):
+            cap_tokens(keep, margin, bad)
 
 
 def test_gumbel_training_decisions_are_hard_with_gradients():

@@ -7,6 +7,7 @@ Decisions are ``[B, N]`` with 1 = global attention. In training they are floats 
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +21,21 @@ def _check_ratio(value: float | None, name: str) -> None:
         raise ValueError(f"{name} must be in [0, 1], got {value}")
 
 
-def _check_cap(max_tokens: int | None) -> None:
-    if max_tokens is not None and (isinstance(max_tokens, bool) or int(max_tokens) < 0):
-        raise ValueError(f"max_tokens must be None or a non-negative int, got {max_tokens!r}")
+def check_max_tokens(max_tokens: int | None) -> int | None:
+    """The one check of a token cap: None (no cap) or a positive int, returned as int.
+
+    0 is refused: it would switch global attention off in every routed block, which neither a
+    user's cap nor the memory budget (whose smallest cap is 1 token) ever means.
+    """
+    if max_tokens is None:
+        return None
+    if (
+        isinstance(max_tokens, bool)
+        or not isinstance(max_tokens, numbers.Integral)
+        or max_tokens < 1
+    ):
+        raise ValueError(f"max_tokens must be None or a positive int, got {max_tokens!r}")
+    return int(max_tokens)
 
 
 def routing_margin(log_probs: Tensor) -> Tensor:
@@ -51,7 +64,7 @@ def ratio_to_count(ratio: float, num_tokens: int) -> int:
 def cap_tokens(keep: Tensor, margin: Tensor, max_tokens: int | None) -> Tensor:
     """Per image, if more than ``max_tokens`` tokens are kept, keep only the ``max_tokens``
     kept tokens with the largest margin."""
-    _check_cap(max_tokens)
+    max_tokens = check_max_tokens(max_tokens)
     if max_tokens is None:
         return keep
     over = keep.sum(dim=-1) > max_tokens
@@ -70,6 +83,10 @@ def straight_through(hard: Tensor, soft: Tensor) -> Tensor:
 class RoutingPolicy(nn.Module):
     """Base policy. Subclasses implement :meth:`train_decisions`, :meth:`eval_decisions` and
     :meth:`loss`.
+
+    ``eval_decisions`` receives the inference cap ``max_tokens`` so that a policy may choose by
+    its own ranking which tokens to drop; the encoder then enforces the cap on whatever the
+    policy returns (by router margin), so a policy that ignores it cannot exceed it.
 
     Args:
         keep_ratio: target share of tokens sent to global attention (the paper's rho).

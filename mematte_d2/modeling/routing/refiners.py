@@ -62,6 +62,11 @@ class LTRM(nn.Module):
             return y
         return y + self.eca(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
+    def inference_floats_per_token(self) -> int:
+        """Two hidden states at a time: fc1's output and its GELU, then the depthwise conv's
+        input and output."""
+        return 2 * self.fc1.out_features
+
 
 @TOKEN_REFINER_REGISTRY.register()
 class MLPRefiner(nn.Module):
@@ -76,3 +81,7 @@ class MLPRefiner(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``[B, H, W, C]`` -> ``[B, H, W, C]``."""
         return self.fc2(self.act(self.fc1(x)))
+
+    def inference_floats_per_token(self) -> int:
+        """fc1's output and its GELU are alive together."""
+        return 2 * self.fc1.out_features

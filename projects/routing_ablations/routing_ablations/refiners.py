@@ -30,6 +30,10 @@ class IdentityRefiner(nn.Module):
             )
         return x.new_zeros(x.shape)
 
+    def inference_floats_per_token(self) -> int:
+        """Its output: one zero token per token."""
+        return self.dim
+
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
