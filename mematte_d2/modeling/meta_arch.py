@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator, Sequence
 
 import torch
-from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.utils.events import get_event_storage
 from torch import nn
 
@@ -43,7 +42,6 @@ def _check_widths(backbone: nn.Module, teacher: nn.Module | None, decoder: nn.Mo
         )
 
 
-@META_ARCH_REGISTRY.register()
 class MEMatte(nn.Module):
     """Trimap-based matting with a (routed) ViT encoder and the ViTMatte detail decoder.
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from detectron2.modeling import BACKBONE_REGISTRY
 from torch import Tensor, nn
 
 from .registry import (
@@ -263,7 +262,6 @@ def _resolve(registry, spec: str | nn.Module, *args: Any, **kwargs: Any) -> Any:
     raise TypeError(f"Expected a {registry._name} registry name, got {spec!r}")
 
 
-@BACKBONE_REGISTRY.register()
 class RoutedViT(ViTEncoderBase):
     """MEMatte student encoder (no final norm).
 
@@ -272,7 +270,6 @@ class RoutedViT(ViTEncoderBase):
     (27 x head_dim for 14); global blocks carry none.
 
     Args:
-        img_size: training crop size (kept for config compatibility).
         router, refiner, routing_policy: registry names (the policy may also be a built
             :class:`RoutingPolicy`) of
             ``ROUTER_REGISTRY``, ``TOKEN_REFINER_REGISTRY``, ``ROUTING_POLICY_REGISTRY``.
@@ -288,7 +285,6 @@ class RoutedViT(ViTEncoderBase):
 
     def __init__(
         self,
-        img_size: int = 512,
         patch_size: int = 16,
         in_chans: int = 4,
         embed_dim: int = 384,
@@ -317,7 +313,6 @@ class RoutedViT(ViTEncoderBase):
         residual_block_indexes = validate_block_indexes(
             residual_block_indexes, depth, "residual_block_indexes"
         )
-        self.img_size = img_size
         self.window_block_indexes = window_block_indexes
         self.residual_block_indexes = residual_block_indexes
         self.routed_block_indexes = tuple(

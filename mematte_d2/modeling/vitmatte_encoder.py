@@ -7,13 +7,11 @@ baseline. It returns the same dict as the routed encoder, with zero routed block
 from __future__ import annotations
 
 import torch
-from detectron2.modeling import BACKBONE_REGISTRY
 from torch import Tensor, nn
 
 from .vit import Block, ViTEncoderBase, validate_block_indexes, validate_window_layout
 
 
-@BACKBONE_REGISTRY.register()
 class ViTMatteEncoder(ViTEncoderBase):
     """Plain ViT encoder of ViTMatte (no final norm).
 
