@@ -1,15 +1,10 @@
 """Reading 8/16-bit, grayscale and RGBA files; writing PNGs; cutout/composite/overlay images."""
 
-import contextlib
-import resource
-import signal
-import struct
-import zlib
-
 import cv2
 import numpy as np
 import pytest
 import torch
+from hostile_files import file_size_limit, png_header_only
 from PIL import ExifTags, Image, ImageOps
 
 from mematte_d2.inference.io import (
@@ -99,18 +94,6 @@ def test_cutout_composite_and_overlay():
     assert over[:16, :16, 0].min() > 0 and over[16:, 16:].max() == 0
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width x height pixels (a decompression bomb's shape)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
-
-
 def test_pixel_limit_refuses_from_the_header_before_decoding(tmp_path, rgb, monkeypatch):
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_header_only(50000, 50000))
@@ -162,21 +145,6 @@ def test_values_outside_the_dtype_scale_are_refused(tmp_path):
         read_image(tmp_path / "u16.png")
     cv2.imwrite(str(tmp_path / "ok.tif"), as_float / 255)
     np.testing.assert_allclose(read_image(tmp_path / "ok.tif")[:, :, 0], as_float / 255)
-
-
-def _file_size_limit(nbytes):
-    """Writes past `nbytes` fail (EFBIG) as they would on a full disk (ENOSPC)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, old_handler)
-
-
-file_size_limit = contextlib.contextmanager(_file_size_limit)
 
 
 def test_write_png_full_disk_keeps_the_earlier_file_and_names_path(tmp_path):
