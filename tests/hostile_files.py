@@ -1,8 +1,5 @@
 """Files a careless or hostile user may hand to the command-line programs."""
 
-import contextlib
-import resource
-import signal
 import struct
 import zlib
 from pathlib import Path
@@ -18,19 +15,6 @@ def png_header_only(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
             + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
-
-
-@contextlib.contextmanager
-def file_size_limit(nbytes: int):
-    """Writes past `nbytes` fail (EFBIG) as they would on a full disk (ENOSPC)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, old_handler)
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -50,7 +50,7 @@ from mematte_d2.utils.trimap import trimap_codes
 
 
 def check_output_dir(output: str) -> Path:
-    """The --output folder, created; OSError / ValueError when it cannot hold new files."""
+    """The --output folder, created; a ValueError naming it when it cannot hold new files."""
     out_dir = Path(output)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--output {output}: exists and is not a directory")

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 from detectron2.config import instantiate
-from hostile_files import file_size_limit, leftovers, png_header_only
+from file_limits import file_size_limit
+from hostile_files import leftovers, png_header_only
 from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
 from PIL import ExifTags, Image, ImageOps
 

@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from hostile_files import file_size_limit, png_header_only
+from file_limits import file_size_limit
+from hostile_files import png_header_only
 from PIL import ExifTags, Image, ImageOps
 
 from mematte_d2.inference.io import (
