@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if records:
         print(format_table(summary))
     if unclaimed:
-        names = ", ".join(p.name for p in unclaimed[:10]) + (" ..." if len(unclaimed) > 10 else "")
+        names = ", ".join(p.name for p in unclaimed)
         print(f"note: {len(unclaimed)} predictions have no ground truth: {names}")
     if skipped:
         print(f"{len(skipped)} skipped:", file=sys.stderr)

@@ -195,3 +195,15 @@ def test_bad_output_and_options_exit_two_before_reading(tmp_path, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "argument --max-pixels: max_pixels must be >= 1" in err
+
+
+def test_every_prediction_without_ground_truth_is_named(tmp_path, capsys):
+    pred, alpha, trimap = case(0)
+    for d, img in (("pred", pred), ("alpha", alpha), ("trimap", trimap)):
+        write(tmp_path / d / "x.png", img)
+    extra = [f"extra_{i:02d}.png" for i in range(12)]
+    for name in extra:
+        write(tmp_path / "pred" / name, pred)
+    assert run(tmp_path) == 0
+    assert f"note: 12 predictions have no ground truth: {', '.join(extra)}\n" in \
+        capsys.readouterr().out
