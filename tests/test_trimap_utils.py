@@ -41,6 +41,7 @@ def test_trimap_codes_scale_follows_the_dtype():
     with pytest.raises(ValueError, match="uint8 with values only in 0-2"):
         trimap_codes(np.array([[0, 1, 2]], np.uint8))
     assert trimap_codes(np.zeros((2, 2), np.uint8)).tolist() == [[0, 0]] * 2
+    assert trimap_codes(np.zeros((0, 3), np.float32)).shape == (0, 3)
     with pytest.raises(ValueError, match=r"float32, read on the 0-1 scale, but holds values in "
                                          r"\[0, 255\]"):
         trimap_codes(np.array([[0, 128, 255]], np.float32))

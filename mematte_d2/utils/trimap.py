@@ -59,8 +59,8 @@ def trimap_codes(trimap: np.ndarray, snap: bool = True) -> np.ndarray:
                 "this one all background; give 0/128/255 codes, or a float trimap in [0, 1]"
             )
     elif np.issubdtype(trimap.dtype, np.floating):
-        in_range = np.isfinite(trimap).all() and 0 <= trimap.min() <= trimap.max() <= 1
-        if trimap.size and not in_range:
+        finite = np.isfinite(trimap).all()
+        if trimap.size and not (finite and 0 <= trimap.min() <= trimap.max() <= 1):
             raise ValueError(
                 f"trimap is {trimap.dtype}, read on the 0-1 scale, but holds values in "
                 f"[{np.nanmin(trimap):g}, {np.nanmax(trimap):g}] (or NaN); a 0-255 trimap "
