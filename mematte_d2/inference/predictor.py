@@ -190,12 +190,15 @@ class MattingPredictor:
         check_tile_size(tile_size)
         if isinstance(image, np.ndarray):
             return self._predict_one(image, trimap, max_tokens, keep_ratio, tile_size)
-        for name, value in (("image", image), ("trimap", trimap)):
-            if not isinstance(value, (list, tuple)):
-                raise TypeError(
-                    f"{name} must be an HxW{'x3' if name == 'image' else ''} numpy array or a "
-                    f"list of them, got {_describe(value)}"
-                )
+        if not isinstance(image, (list, tuple)):
+            raise TypeError(
+                f"image must be an HxWx3 numpy array or a list of them, got {_describe(image)}"
+            )
+        if not isinstance(trimap, (list, tuple)):
+            raise TypeError(
+                f"image is a list of {len(image)}, so trimap must be a list of as many HxW "
+                f"arrays, got {_describe(trimap)}"
+            )
         images, trimaps = list(image), list(trimap)
         if len(images) != len(trimaps):
             raise ValueError(f"got a list of {len(images)} images but {len(trimaps)} trimaps")

@@ -162,8 +162,9 @@ def test_trimap_scale_follows_the_dtype(predictor):
         ("photo.jpg", "photo_trimap.png", TypeError,
          "image must be .* got the path 'photo.jpg' .*read_image"),
         (None, None, TypeError, "image must be an HxWx3 numpy array or a list of them, got None"),
-        ([np.zeros((8, 8, 3), np.uint8)], None, TypeError,
-         "trimap must be an HxW numpy array or a list of them, got None"),
+        ([np.zeros((8, 8, 3), np.uint8)], np.zeros((8, 8), np.uint8), TypeError,
+         r"image is a list of 1, so trimap must be a list of as many HxW arrays, got a numpy "
+         r"array of shape \(8, 8\)"),
         (np.zeros((8, 8, 3), np.uint8), torch.zeros(8, 8), TypeError,
          "trimap must be a numpy array, got a torch.Tensor of shape"),
     ],
