@@ -188,6 +188,12 @@ def test_mixed_batch_processes_every_good_file_and_names_each_bad_one(tmp_path, 
     cv2.imwrite(str(src / "nan.tif"), with_nan)
     cv2.imwrite(str(tri / "nan.png"), _trimap(20, 20))
     bad["nan.tif"] = "1 non-finite"
+    cv2.imwrite(str(src / "f255.tif"), np.full((20, 20, 3), 200.0, np.float32))
+    cv2.imwrite(str(tri / "f255.png"), _trimap(20, 20))
+    bad["f255.tif"] = "float values in [200, 200]"
+    cv2.imwrite(str(src / "u16.png"), np.full((20, 20, 3), 200, np.uint16))
+    cv2.imwrite(str(tri / "u16.png"), _trimap(20, 20))
+    bad["u16.png"] = "16-bit file whose values are all <= 255"
     (src / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
     cv2.imwrite(str(tri / "broken.png"), _trimap(8, 8))
     bad["broken.jpg"] = "not a readable image"
