@@ -5,21 +5,26 @@
 
 Writes <stem>_alpha.png (8-bit, or 16-bit with --alpha-16bit), and on request
 <stem>_cutout.png (RGBA with estimated foreground colours), <stem>_composite.png and
-<stem>_routing.png. Images that cannot be read or whose trimap is missing or of another size
-are reported by name and skipped; the exit code is 1 when any image failed (2 for a bad
-configuration, weights file or command line).
+<stem>_routing.png, each written to a temporary file then renamed (never through a symbolic
+link). An image that fails for any reason (unreadable, above --max-pixels, trimap missing,
+of another size or not 0/128/255 without --snap-trimap, non-finite prediction, a write
+error) is reported by name and the others are processed; the exit code is then 1. Bad
+options, configuration or weights stop the command before any image is read, with exit code 2.
 """
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 from mematte_d2.checkpoint import CheckpointError
+from mematte_d2.cli.common import OneLineErrorParser, checked, describe_error
 from mematte_d2.inference.inputs import Job, list_images, pair_with_trimaps
 from mematte_d2.inference.io import (
+    MAX_PIXELS,
     ImageReadError,
     alpha_to_png_array,
     read_image,
@@ -28,17 +33,38 @@ from mematte_d2.inference.io import (
     to_uint8,
     write_png,
 )
-from mematte_d2.inference.memory import MemoryBudgetError, format_bytes, parse_memory_size
+from mematte_d2.inference.memory import format_bytes, parse_memory_size
+from mematte_d2.inference.options import (
+    check_keep_ratio,
+    check_max_pixels,
+    check_max_tokens,
+    check_tile_size,
+)
 from mematte_d2.inference.render import (
     composite,
     estimate_foreground,
     make_cutout,
     routing_overlay,
 )
+from mematte_d2.utils.trimap import trimap_codes
+
+
+def check_output_dir(output: str) -> Path:
+    """The --output folder, created; a ValueError naming it when it cannot hold new files."""
+    out_dir = Path(output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--output {output}: exists and is not a directory")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as e:
+        raise ValueError(f"--output {output}: cannot write there ({e.strerror or e})") from e
+    return out_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineErrorParser(
         prog="mematte-predict",
         description="Predict alpha mattes from images and trimaps with a MEMatte/ViTMatte model.",
     )
@@ -47,14 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="image file, directory or glob (quote it)")
     p.add_argument("--trimap", required=True, help="trimap file, or directory matched by stem")
     p.add_argument("--output", required=True, help="output directory (created if missing)")
-    p.add_argument("--max-tokens", type=int, help="cap of tokens per routed block and image")
-    p.add_argument("--keep-ratio", type=float, help="share of tokens each routed block keeps")
+    p.add_argument("--max-tokens", type=checked(int, check_max_tokens),
+                   help="cap of tokens per routed block and image (>= 1)")
+    p.add_argument("--keep-ratio", type=checked(float, check_keep_ratio),
+                   help="share of tokens each routed block keeps, in (0, 1]")
     p.add_argument(
         "--max-memory",
         default="auto",
         help="memory budget choosing the token cap, e.g. 8GB (default auto: 80%% of free memory)",
     )
-    p.add_argument("--tile-size", type=int, help="decoder tile size in pixels (0 = whole image)")
+    p.add_argument("--tile-size", type=checked(int, check_tile_size),
+                   help="decoder tile size in pixels (0 = whole image)")
+    p.add_argument("--max-pixels", type=checked(int, check_max_pixels), default=MAX_PIXELS,
+                   help="refuse images whose header claims more pixels, before decoding "
+                        f"(default {MAX_PIXELS})")
+    p.add_argument("--snap-trimap", action="store_true",
+                   help="map trimap values to 0/128/255 (<85, >=170 known) instead of "
+                        "refusing trimaps with other values")
     p.add_argument("--alpha-16bit", action="store_true", help="write 16-bit alpha and cutout PNGs")
     p.add_argument("--cutout", action="store_true", help="write an RGBA cutout")
     p.add_argument("--background", help="image to composite the foreground onto")
@@ -89,13 +124,17 @@ def _check_outputs(jobs: list[Job], out_dir: Path, args, protected: set[Path]) -
 
 
 def _process(job: Job, predictor, out_dir: Path, args, background01) -> str:
-    image = read_image(job.image)
-    trimap = read_trimap(job.trimap)
+    image = read_image(job.image, args.max_pixels)
+    trimap = read_trimap(job.trimap, args.max_pixels)
     if trimap.shape != image.shape[:2]:
         raise ValueError(
             f"trimap {job.trimap.name} is {trimap.shape[0]}x{trimap.shape[1]}, "
             f"image is {image.shape[0]}x{image.shape[1]} (HxW)"
         )
+    try:
+        trimap = trimap_codes(trimap, snap=args.snap_trimap)
+    except ValueError as e:
+        raise ValueError(f"trimap {job.trimap.name}: {e}") from e
     image_u8 = to_uint8(image)
     start = time.perf_counter()
     result = predictor.predict(
@@ -120,8 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         parse_memory_size(args.max_memory)
-        out_dir = Path(args.output)
-        images = list_images(args.input, skip_outputs_in=out_dir)
+        out_dir = check_output_dir(args.output)
+        images, passed_over = list_images(args.input, skip_outputs_in=out_dir)
+        for path, reason in passed_over:
+            print(f"skipped {path}: {reason}", file=sys.stderr)
         if not images:
             raise FileNotFoundError(f"--input {args.input}: no image files found")
         jobs = pair_with_trimaps(images, args.trimap)
@@ -129,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.background:
             protected.add(Path(args.background).resolve())
         _check_outputs(jobs, out_dir, args, protected)
-        background01 = to_float01(read_image(args.background)) if args.background else None
+        background01 = (
+            to_float01(read_image(args.background, args.max_pixels)) if args.background else None
+        )
     except (FileNotFoundError, ValueError, ImageReadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -154,7 +197,6 @@ def main(argv: list[str] | None = None) -> int:
 
     if predictor.memory_budget is not None:
         print(f"memory budget: {format_bytes(predictor.memory_budget.bytes())}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[Path, str]] = []
     with tqdm(jobs, desc="matting", unit="img") as bar:
         for job in bar:
@@ -164,9 +206,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             try:
                 summary = _process(job, predictor, out_dir, args, background01)
-            except (ImageReadError, ValueError, TypeError, MemoryBudgetError, OSError) as e:
-                failures.append((job.image, str(e)))
-                bar.write(f"FAILED {job.image}: {e}")
+            except Exception as e:  # one bad file must not stop the batch
+                failures.append((job.image, describe_error(e)))
+                bar.write(f"FAILED {job.image}: {describe_error(e)}")
                 continue
             bar.set_postfix_str(summary)
             bar.write(f"{job.image.name}: {summary}")

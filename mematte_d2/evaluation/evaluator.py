@@ -130,6 +130,12 @@ class MattingEvaluator(DatasetEvaluator):
         gt = _image_plane(item["alpha"], "ground-truth alpha", image_id).cpu()
         trimap = _image_plane(item["trimap"], "trimap", image_id).cpu()
         pred = _image_plane(output["alpha"], "predicted alpha", image_id).detach().cpu()
+        finite = torch.isfinite(pred)
+        if not bool(finite.all()):
+            raise ValueError(
+                f"image {image_id}: predicted alpha has {int(finite.numel() - finite.sum())} "
+                "non-finite (NaN or infinite) values"
+            )
         if not pred.shape == gt.shape == trimap.shape:
             raise ValueError(
                 f"image {image_id}: predicted alpha {tuple(pred.shape)}, ground truth "

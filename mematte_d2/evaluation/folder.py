@@ -8,11 +8,16 @@ or `<stem>_alpha.*` (the name mematte-predict writes) and the trimap `<stem>.*` 
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from mematte_d2.inference.io import IMAGE_EXTENSIONS, ImageReadError, to_uint8
-from mematte_d2.utils.trimap import trimap_to_uint8
+from mematte_d2.inference.io import (
+    IMAGE_EXTENSIONS,
+    MAX_PIXELS,
+    ImageReadError,
+    read_plane,
+    to_uint8,
+)
+from mematte_d2.utils.trimap import trimap_codes
 
 from .metrics import check_inputs, compute_matting_metrics
 from .report import metrics_to_record
@@ -72,27 +77,33 @@ def match_folders(pred_dir: Path, alpha_dir: Path, trimap_dir: Path):
     return items, unclaimed
 
 
-def read_plane_u8(path: Path) -> np.ndarray:
+def read_plane_u8(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """An image file's first channel (R of colour, as MATLAB's imread(:,:,1)) as HxW uint8.
 
-    16-bit and float files are rounded to 8 bits, as an 8-bit PNG would hold them.
+    16-bit and float files are rounded to 8 bits, as an 8-bit PNG would hold them; values
+    their dtype's scale cannot mean are refused by mematte_d2.inference.io.
     """
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise ImageReadError(f"{path}: not a readable image (corrupt or unsupported format)")
-    if img.ndim == 3:
-        img = img[:, :, 2] if img.shape[2] >= 3 else img[:, :, 0]  # OpenCV stores BGR(A)
+    plane = read_plane(path, max_pixels)
     try:
-        return to_uint8(np.ascontiguousarray(img))
+        return to_uint8(plane)
     except TypeError as e:
         raise ImageReadError(f"{path}: {e}") from e
 
 
-def evaluate_item(item: FolderItem, region: str = "unknown", snap_trimap: bool = False) -> dict:
-    """Per-image record of a matched FolderItem; errors name the file at fault."""
-    pred, alpha = read_plane_u8(item.pred), read_plane_u8(item.alpha)
-    trimap = read_plane_u8(item.trimap)
+def evaluate_item(
+    item: FolderItem,
+    region: str = "unknown",
+    snap_trimap: bool = False,
+    max_pixels: int = MAX_PIXELS,
+) -> dict:
+    """Per-image record of a matched FolderItem; errors name the file at fault.
+
+    A trimap with values other than 0 / 128 / 255 is refused unless `snap_trimap`, as in the
+    predict command (mematte_d2.utils.trimap.trimap_codes).
+    """
+    pred = read_plane_u8(item.pred, max_pixels)
+    alpha = read_plane_u8(item.alpha, max_pixels)
+    trimap = read_plane_u8(item.trimap, max_pixels)
     files = {"prediction": (item.pred, pred), "trimap": (item.trimap, trimap)}
     for what, (path, plane) in files.items():
         if plane.shape != alpha.shape:
@@ -100,12 +111,11 @@ def evaluate_item(item: FolderItem, region: str = "unknown", snap_trimap: bool =
                 f"{what} {path.name} is {plane.shape[0]}x{plane.shape[1]}, ground truth "
                 f"{item.alpha.name} is {alpha.shape[0]}x{alpha.shape[1]} (HxW)"
             )
-    if snap_trimap:
-        trimap = trimap_to_uint8(trimap)
     try:
-        check_inputs(pred, alpha, trimap)
+        trimap = trimap_codes(trimap, snap=snap_trimap)
     except ValueError as e:
         raise ValueError(f"{item.trimap.name}: {e}") from e
+    check_inputs(pred, alpha, trimap)
     metrics = compute_matting_metrics(pred, alpha, trimap, region)
     return {
         "image_id": item.stem,

@@ -24,18 +24,31 @@ def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def list_images(spec: str, skip_outputs_in: Path | None = None) -> list[Path]:
-    """Images named by `spec`: a file, a directory (its image files) or a glob pattern."""
+def list_images(
+    spec: str, skip_outputs_in: Path | None = None
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Images named by `spec` (a file, a directory or a glob pattern) and the files passed over.
+
+    In a directory, files without an image extension are passed over, and so are this
+    command's outputs (`<stem>_alpha.png`, ...) when the directory is `skip_outputs_in`; each
+    comes back as (path, reason) so that the caller can report it.
+    """
     path = Path(spec)
     if path.is_dir():
-        found = sorted(p for p in path.iterdir() if _is_image(p))
-        if skip_outputs_in is not None and path.resolve() == skip_outputs_in.resolve():
-            found = [p for p in found if not p.stem.endswith(OUTPUT_SUFFIXES)]
-        return found
+        images, skipped = [], []
+        is_output_dir = skip_outputs_in is not None and path.resolve() == skip_outputs_in.resolve()
+        for p in sorted(q for q in path.iterdir() if q.is_file()):
+            if not _is_image(p):
+                skipped.append((p, f"not an image file ({', '.join(IMAGE_EXTENSIONS)})"))
+            elif is_output_dir and p.stem.endswith(OUTPUT_SUFFIXES):
+                skipped.append((p, "an output of this command in the --output folder"))
+            else:
+                images.append(p)
+        return images, skipped
     if path.exists():
-        return [path]
+        return [path], []
     if glob.has_magic(spec):
-        return sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
+        return sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file()), []
     raise FileNotFoundError(f"--input {spec}: no such file, directory or matching glob")
 
 
@@ -50,8 +63,10 @@ def _trimap_index(directory: Path) -> dict[str, list[Path]]:
 def pair_with_trimaps(images: list[Path], trimap_spec: str) -> list[Job]:
     """Match each image with a trimap: one file for a single image, or a directory by stem.
 
-    In a directory, `<stem>.*` or `<stem>_trimap.*` is the trimap of `<stem>.*`. An image with
-    no or several candidate trimaps becomes a Job with an error instead of stopping the run.
+    In a directory, `<stem>.*` or `<stem>_trimap.*` is the trimap of `<stem>.*`; when the
+    trimaps share the images' folder only `<stem>_trimap.*` is, and an image file that is
+    another image's trimap is not an input itself. An image with no or several candidate
+    trimaps becomes a Job with an error instead of stopping the run.
     """
     trimap_path = Path(trimap_spec)
     if trimap_path.is_file():
@@ -66,17 +81,16 @@ def pair_with_trimaps(images: list[Path], trimap_spec: str) -> list[Job]:
     index = _trimap_index(trimap_path)
     jobs = []
     for image in images:
-        candidates = [
-            p
-            for suffix in TRIMAP_SUFFIXES
-            for p in index.get(image.stem + suffix, [])
-            if p.resolve() != image.resolve()
-        ]
+        same_folder = image.parent.resolve() == trimap_path.resolve()
+        suffixes = [s for s in TRIMAP_SUFFIXES if s or not same_folder]
+        candidates = [p for suffix in suffixes for p in index.get(image.stem + suffix, [])]
         if len(candidates) == 1:
             jobs.append(Job(image, candidates[0]))
         elif not candidates:
-            jobs.append(Job(image, None, f"no trimap named {image.stem}.* in {trimap_path}"))
+            names = " or ".join(f"{image.stem}{s}.*" for s in suffixes)
+            jobs.append(Job(image, None, f"no trimap named {names} in {trimap_path}"))
         else:
             names = ", ".join(p.name for p in candidates)
             jobs.append(Job(image, None, f"several trimaps match {image.name}: {names}"))
-    return jobs
+    trimaps = {job.trimap.resolve() for job in jobs if job.trimap is not None}
+    return [job for job in jobs if job.image.resolve() not in trimaps]

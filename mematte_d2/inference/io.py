@@ -2,32 +2,123 @@
 
 OpenCV reads every format it supports unchanged; these helpers turn the result into the two
 layouts the predictor takes (HxWx3 RGB, HxW trimap on the 0-255 scale) so callers never see
-BGR order, alpha channels or 16-bit values.
+BGR order, alpha channels or 16-bit values. Before any pixel is decoded the file's header is
+read with Pillow: an image claiming more than `max_pixels` pixels is refused (files Pillow
+cannot parse are checked after OpenCV decoded them, which itself stops at 2^30 pixels), and
+the EXIF orientation is applied so arrays come out as image viewers display the picture.
 """
 
+import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import ExifTags, Image
+
+from mematte_d2.utils.atomic import atomic_write
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# Largest image read by default: 16384 x 16384 pixels (about 0.8 GB as 8-bit RGB).
+MAX_PIXELS = 16384 * 16384
+
+# Pillow's own decompression-bomb limit would refuse (or warn) before ours is applied; it is
+# lifted for the header read only, under a lock, and `max_pixels` checked instead.
+_PILLOW_LIMIT_LOCK = threading.Lock()
 
 
 class ImageReadError(ValueError):
     """A file could not be read as an image (missing, corrupt or of an unsupported layout)."""
 
 
-def _read_unchanged(path: str | Path) -> np.ndarray:
+def _read_header(path: Path) -> tuple[int, int, int] | None:
+    """(width, height, EXIF orientation 1-8) from the file's header, no pixels decoded.
+
+    None when Pillow does not know the file (corrupt, or a layout only OpenCV reads, such as
+    3-channel float TIFF).
+    """
+    with _PILLOW_LIMIT_LOCK:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(path) as im:
+                width, height = im.size
+                # A PNG's eXIf chunk may follow the pixel data; getexif() would decode it all.
+                has_exif = im.format != "PNG" or "exif" in im.info
+                orientation = im.getexif().get(ExifTags.Base.Orientation, 1) if has_exif else 1
+        except (OSError, SyntaxError, ValueError):
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    return width, height, orientation if orientation in range(1, 9) else 1
+
+
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageReadError(
+            f"{path}: {width}x{height} = {width * height:,} pixels, more than the limit of "
+            f"max_pixels={max_pixels:,}"
+        )
+
+
+def _check_value_range(path: Path, img: np.ndarray) -> None:
+    """Refuse values the dtype's scale cannot mean: float outside [0, 1] (0-255 data saved as
+    float would be clipped to white) and 16-bit files holding only 0-255 (8-bit data saved as
+    16 bits would be read as nearly black)."""
+    if np.issubdtype(img.dtype, np.floating):
+        finite = np.isfinite(img)
+        if not finite.all():
+            raise ImageReadError(
+                f"{path}: {int(img.size - finite.sum())} non-finite (NaN or infinite) values"
+            )
+        low, high = float(img.min()), float(img.max())
+        if low < 0.0 or high > 1.0:
+            raise ImageReadError(
+                f"{path}: float values in [{low:g}, {high:g}]; float images are read on the "
+                "0-1 scale (0-255 data must be saved as 8-bit or divided by 255)"
+            )
+    elif img.dtype == np.uint16 and 0 < int(img.max()) <= 255:
+        raise ImageReadError(
+            f"{path}: 16-bit file whose values are all <= 255 (max {int(img.max())}); 16-bit "
+            "files are read on the 0-65535 scale (8-bit data must be saved as 8-bit or "
+            "multiplied by 257)"
+        )
+
+
+def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """An array in stored order turned as EXIF orientation 1-8 says it is displayed."""
+    flips = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return np.ascontiguousarray(flips[orientation](img))
+
+
+def _read_unchanged(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
+    header = _read_header(path)
+    if header is not None:
+        _check_pixels(path, header[0], header[1], max_pixels)
     data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as e:
+        reason = str(e).strip().splitlines()[-1]
+        raise ImageReadError(f"{path}: OpenCV could not decode it ({reason})") from e
     if img is None:
         raise ImageReadError(f"{path}: not a readable image (corrupt or unsupported format)")
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 2, 3, 4)):
         raise ImageReadError(f"{path}: unsupported image layout of shape {img.shape}")
-    return img
+    _check_pixels(path, img.shape[1], img.shape[0], max_pixels)
+    _check_value_range(path, img)
+    return apply_orientation(img, header[2]) if header is not None else img
 
 
 def to_float01(img: np.ndarray) -> np.ndarray:
@@ -48,13 +139,14 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return np.round(to_float01(img) * 255.0).astype(np.uint8)
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image as HxWx3 RGB keeping its bit depth (uint8 or uint16; float for float TIFFs).
 
     Grayscale is replicated to three channels; an alpha channel (RGBA, gray+alpha) is dropped,
-    the colour values are used as stored.
+    the colour values are used as stored. The EXIF orientation is applied; files whose header
+    claims more than `max_pixels` pixels are refused before decoding.
     """
-    img = _read_unchanged(path)
+    img = _read_unchanged(path, max_pixels)
     if img.ndim == 2 or img.shape[2] == 1:
         return np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
     if img.shape[2] == 2:  # gray + alpha
@@ -62,9 +154,17 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, 2::-1])  # BGR(A) -> RGB
 
 
-def read_trimap(path: str | Path) -> np.ndarray:
+def read_plane(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An image file's first channel (R of colour, as MATLAB's imread(:,:,1)) at its bit depth."""
+    img = _read_unchanged(path, max_pixels)
+    if img.ndim == 3:
+        img = img[:, :, 2] if img.shape[2] >= 3 else img[:, :, 0]  # OpenCV stores BGR(A)
+    return np.ascontiguousarray(img)
+
+
+def read_trimap(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read a trimap as an HxW uint8 array on the 0-255 scale (16-bit and colour files accepted)."""
-    img = _read_unchanged(path)
+    img = _read_unchanged(path, max_pixels)
     if img.ndim == 3:
         if img.shape[2] >= 3:
             img = cv2.cvtColor(np.ascontiguousarray(img[:, :, :3]), cv2.COLOR_BGR2GRAY)
@@ -74,7 +174,11 @@ def read_trimap(path: str | Path) -> np.ndarray:
 
 
 def write_png(path: str | Path, img: np.ndarray) -> None:
-    """Write an HxW, HxWx3 (RGB) or HxWx4 (RGBA) uint8/uint16 array as PNG."""
+    """Write an HxW, HxWx3 (RGB) or HxWx4 (RGBA) uint8/uint16 array as PNG.
+
+    The file appears complete or not at all (an earlier file of that name is kept on failure)
+    and a symbolic link at `path` is replaced, never followed. OSErrors name `path`.
+    """
     if img.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"{path}: PNG data must be uint8 or uint16, got {img.dtype}")
     if img.ndim == 3 and img.shape[2] == 3:
@@ -84,7 +188,7 @@ def write_png(path: str | Path, img: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", img)
     if not ok:
         raise OSError(f"{path}: could not encode PNG of shape {img.shape}")
-    buf.tofile(str(path))
+    atomic_write(path, lambda f: f.write(buf.tobytes()))
 
 
 def alpha_to_png_array(alpha: np.ndarray, bits: int = 8) -> np.ndarray:

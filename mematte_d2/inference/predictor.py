@@ -21,7 +21,7 @@ from detectron2.config import instantiate
 
 from mematte_d2.checkpoint import load_matting_weights
 from mematte_d2.utils.precision import autocast, autocast_dtype
-from mematte_d2.utils.trimap import clamp_known_regions
+from mematte_d2.utils.trimap import clamp_known_regions, trimap_codes
 
 from .memory import (
     MemoryBudget,
@@ -34,6 +34,7 @@ from .memory import (
     resident_bytes,
     token_grid,
 )
+from .options import check_keep_ratio, check_max_tokens, check_tile_size
 
 INPUT_FORMATS = ("RGB", "BGR")
 # Retries of an image that ran out of memory, each with half the token cap and decoder tile.
@@ -81,16 +82,40 @@ class MattingResult:
         return text
 
 
+class NonFinitePredictionError(ValueError):
+    """The model returned NaN or infinite alpha values (for example from diverged weights)."""
+
+
+def _describe(value) -> str:
+    """What a wrong argument is, in words that point to the fix."""
+    if isinstance(value, torch.Tensor):
+        return (f"a torch.Tensor of shape {tuple(value.shape)} (give numpy HxWx3 arrays, e.g. "
+                "tensor.permute(1, 2, 0).cpu().numpy() for a CHW tensor)")
+    if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
+        return f"the path {str(value)!r} (read files with mematte_d2.inference.io.read_image)"
+    if isinstance(value, np.ndarray):
+        return f"a numpy array of shape {value.shape}"
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
 def validate_inputs(image: np.ndarray, trimap: np.ndarray) -> None:
-    """Raise a TypeError / ValueError naming the problem with an image + trimap pair."""
+    """Raise a TypeError / ValueError naming the problem with an image + trimap pair.
+
+    The image is HxWx3 uint8; the trimap HxW uint8 (0-255 codes) or float (0-1), see
+    mematte_d2.utils.trimap.trimap_codes.
+    """
     for name, arr in (("image", image), ("trimap", trimap)):
         if not isinstance(arr, np.ndarray):
-            raise TypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
-        if arr.dtype != np.uint8:
-            raise TypeError(
-                f"{name} dtype must be uint8, got {arr.dtype} "
-                "(mematte_d2.inference.io.to_uint8 converts 16-bit and float images)"
-            )
+            raise TypeError(f"{name} must be a numpy array, got {_describe(arr)}")
+    if image.dtype != np.uint8:
+        raise TypeError(
+            f"image dtype must be uint8, got {image.dtype} "
+            "(mematte_d2.inference.io.to_uint8 converts 16-bit and float images)"
+        )
+    if not (trimap.dtype == np.uint8 or np.issubdtype(trimap.dtype, np.floating)):
+        raise TypeError(
+            f"trimap dtype must be uint8 (0-255 codes) or float (0-1), got {trimap.dtype}"
+        )
     if image.ndim != 3 or image.shape[2] != 3:
         channels = image.shape[2] if image.ndim == 3 else 1
         raise ValueError(
@@ -176,11 +201,23 @@ class MattingPredictor:
         tile_size: int | None = None,
     ) -> MattingResult | list[MattingResult]:
         """Like __call__, returning MattingResult(s) with the routing maps as well."""
+        check_max_tokens(max_tokens)
+        check_keep_ratio(keep_ratio)
+        check_tile_size(tile_size)
         if isinstance(image, np.ndarray):
             return self._predict_one(image, trimap, max_tokens, keep_ratio, tile_size)
+        if not isinstance(image, (list, tuple)):
+            raise TypeError(
+                f"image must be an HxWx3 numpy array or a list of them, got {_describe(image)}"
+            )
+        if not isinstance(trimap, (list, tuple)):
+            raise TypeError(
+                f"image is a list of {len(image)}, so trimap must be a list of as many HxW "
+                f"arrays, got {_describe(trimap)}"
+            )
         images, trimaps = list(image), list(trimap)
         if len(images) != len(trimaps):
-            raise ValueError(f"got {len(images)} images but {len(trimaps)} trimaps")
+            raise ValueError(f"got a list of {len(images)} images but {len(trimaps)} trimaps")
         for i, (img, tri) in enumerate(zip(images, trimaps, strict=True)):
             try:
                 validate_inputs(img, tri)
@@ -222,9 +259,15 @@ class MattingPredictor:
         if max_tokens is None and keep_ratio is None:
             max_tokens = self.token_cap(h, w, tile_size)
         rgb = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
-        tri = torch.from_numpy(trimap).to(self.device)
+        tri = torch.from_numpy(trimap_codes(trimap)).to(self.device)
         inputs = {"image": rgb.permute(2, 0, 1).float(), "trimap": tri[None].float()}
         out, max_tokens = self._run_with_oom_retries(inputs, max_tokens, keep_ratio, tile_size)
+        finite = torch.isfinite(out["alpha"])
+        if not bool(finite.all()):
+            raise NonFinitePredictionError(
+                f"the model predicted {int(finite.numel() - finite.sum())} non-finite (NaN or "
+                f"infinite) alpha values of {finite.numel()}; are the weights diverged?"
+            )
         alpha = clamp_known_regions(out["alpha"], inputs["trimap"])
         return MattingResult(
             alpha=alpha[0].float().cpu().numpy(),
@@ -268,8 +311,6 @@ class MattingPredictor:
         if tile_size is None:
             yield
             return
-        if tile_size < 0:
-            raise ValueError(f"tile_size must be >= 0 (0 = whole image), got {tile_size}")
         previous = self.model.tile_size
         self.model.tile_size = tile_size
         try:
@@ -278,8 +319,6 @@ class MattingPredictor:
             self.model.tile_size = previous
 
     def _budget(self, max_tokens: int | None, keep_ratio: float | None):
-        if keep_ratio is not None and not 0.0 < keep_ratio <= 1.0:
-            raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio}")
         return self.model.routing_budget(max_tokens=max_tokens, keep_ratio=keep_ratio)
 
 

@@ -12,7 +12,13 @@ import torch.nn.functional as F
 
 
 def estimate_foreground(image01: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Foreground colours (HxWx3 float32 in [0, 1]) of an HxWx3 [0, 1] image given its alpha."""
+    """Foreground colours (HxWx3 float32 in [0, 1]) of an HxWx3 [0, 1] image given its alpha.
+
+    A single pixel has no neighbours to take colours from (and pymatting divides by zero on
+    it): its foreground is its own colour.
+    """
+    if alpha.size == 1:
+        return np.clip(image01, 0.0, 1.0).astype(np.float32)
     from pymatting import estimate_foreground_ml
 
     fg = estimate_foreground_ml(image01.astype(np.float64), alpha.astype(np.float64))

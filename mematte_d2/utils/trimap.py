@@ -6,6 +6,7 @@ import torch
 # Thresholds of the 0-255 trimap encoding: < 85 background, >= 170 foreground, else unknown.
 TRIMAP_BG_THRESHOLD = 85
 TRIMAP_FG_THRESHOLD = 170
+TRIMAP_CODES = (0, 128, 255)
 
 
 def normalize_trimap(trimap: torch.Tensor) -> torch.Tensor:
@@ -37,6 +38,55 @@ def clamp_known_regions(alpha: torch.Tensor, trimap: torch.Tensor) -> torch.Tens
     out[tri == 0] = 0.0
     out[tri == 1] = 1.0
     return out
+
+
+def trimap_codes(trimap: np.ndarray, snap: bool = True) -> np.ndarray:
+    """The 0 / 128 / 255 codes of an HxW trimap whose scale its dtype decides.
+
+    uint8 holds 0-255 codes and float 0-1 values (x 255, rounded); other dtypes are refused,
+    as are float values outside [0, 1] and uint8 maps with values only in 0-2 (a 0/1/2 label
+    map or a 0-1 trimap stored as uint8, which on the 0-255 scale would be all background).
+    Other values ("soft" trimaps) are snapped with the 85 / 170 thresholds when `snap`, else
+    refused with the values found.
+    """
+    trimap = np.asarray(trimap)
+    if trimap.dtype == np.uint8:
+        codes = trimap
+        if codes.size and 0 < int(codes.max()) <= 2:
+            raise ValueError(
+                f"trimap is uint8 with values only in 0-{int(codes.max())}: uint8 trimaps are "
+                "0-255 codes (0 background, 128 unknown, 255 foreground), which would make "
+                "this one all background; give 0/128/255 codes, or a float trimap in [0, 1]"
+            )
+    elif np.issubdtype(trimap.dtype, np.floating):
+        finite = np.isfinite(trimap).all()
+        if trimap.size and not (finite and 0 <= trimap.min() <= trimap.max() <= 1):
+            raise ValueError(
+                f"trimap is {trimap.dtype}, read on the 0-1 scale, but holds values in "
+                f"[{np.nanmin(trimap):g}, {np.nanmax(trimap):g}] (or NaN); a 0-255 trimap "
+                "must be uint8"
+            )
+        codes = np.round(trimap * 255.0).astype(np.uint8)
+    else:
+        raise TypeError(
+            f"trimap dtype must be uint8 (0-255 codes) or float (0-1), got {trimap.dtype}"
+        )
+    if snap:
+        out = np.full(codes.shape, 128, dtype=np.uint8)
+        out[codes < TRIMAP_BG_THRESHOLD] = 0
+        out[codes >= TRIMAP_FG_THRESHOLD] = 255
+        return out
+    counts = np.bincount(codes.ravel(), minlength=256)
+    counts[list(TRIMAP_CODES)] = 0
+    stray = np.flatnonzero(counts)
+    if stray.size:
+        shown = ", ".join(str(v) for v in stray[:8]) + (", ..." if stray.size > 8 else "")
+        raise ValueError(
+            f"trimap has values other than 0 / 128 / 255 ({shown} in {int(counts.sum())} "
+            "pixels); snap it to these codes (snap_trimap, --snap-trimap: < 85 background, "
+            ">= 170 foreground, else unknown)"
+        )
+    return codes
 
 
 def trimap_to_uint8(trimap: np.ndarray) -> np.ndarray:

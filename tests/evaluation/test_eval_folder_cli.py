@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hostile_files import leftovers, png_header_only
 
 from mematte_d2.cli.evaluate_folder import main
 from mematte_d2.evaluation import compute_matting_metrics
@@ -107,7 +108,8 @@ def test_trimap_with_other_codes_is_skipped_unless_snapped(tmp_path, capsys):
     write(tmp_path / "alpha" / "x.png", alpha)
     write(tmp_path / "trimap" / "x.png", trimap)
     assert run(tmp_path) == 1
-    assert "x.png: trimap has values other than 0 / 128 / 255 (127)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "x.png: trimap has values other than 0 / 128 / 255 (127 in 1 pixels)" in err
     assert run(tmp_path, "--snap-trimap") == 0
 
 
@@ -130,3 +132,78 @@ def test_tools_script_runs(folders):
     )
     assert proc.returncode == 1, proc.stderr
     assert "3 of 6 images evaluated" in proc.stdout
+
+
+def test_mixed_batch_evaluates_every_good_file_and_names_each_bad_one(tmp_path, capsys):
+    """Out-of-range float / 16-bit mattes, NaN, a decompression bomb, a 0/1/2 trimap."""
+    expected, bad = {}, {}
+    for seed, stem in enumerate(["good", "good_tif", "bomb", "f255", "u16", "nan", "labels"]):
+        pred, alpha, trimap = case(seed)
+        write(tmp_path / "alpha" / f"{stem}.png", alpha)
+        write(tmp_path / "trimap" / f"{stem}.png", trimap)
+        write(tmp_path / "pred" / f"{stem}.png", pred)
+        expected[stem] = compute_matting_metrics(pred, alpha, trimap)
+    (tmp_path / "pred" / "good_tif.png").unlink()
+    write(tmp_path / "pred" / "good_tif.tif", case(1)[0].astype(np.float32) / 255)  # 0-1: fine
+    (tmp_path / "pred" / "bomb.png").write_bytes(png_header_only(50000, 50000))
+    bad["bomb"] = "limit of max_pixels=268,435,456"
+    (tmp_path / "pred" / "f255.png").unlink()
+    write(tmp_path / "pred" / "f255.tif", case(3)[0].astype(np.float32))
+    bad["f255"] = "f255.tif: float values in [0, 2"
+    write(tmp_path / "pred" / "u16.png", case(4)[0].astype(np.uint16))
+    bad["u16"] = "u16.png: 16-bit file whose values are all <= 255"
+    (tmp_path / "pred" / "nan.png").unlink()
+    with_nan = case(5)[0].astype(np.float32) / 255
+    with_nan[4, 4] = np.nan
+    write(tmp_path / "pred" / "nan.tif", with_nan)
+    bad["nan"] = "nan.tif: 1 non-finite"
+    write(tmp_path / "trimap" / "labels.png", (case(6)[2] // 127).astype(np.uint8))
+    bad["labels"] = "labels.png: trimap is uint8 with values only in 0-2"
+
+    code = run(tmp_path, "--output", str(tmp_path / "out"))
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "2 of 7 images evaluated" in out
+    for stem, reason in bad.items():
+        line = next(line for line in err.splitlines() if line.startswith(f"  {stem}:"))
+        assert reason in line, line
+    with open(tmp_path / "out" / "matting_per_image.csv") as f:
+        rows = {r["image_id"]: r for r in csv.DictReader(f)}
+    assert sorted(rows) == ["good", "good_tif"]
+    for stem, row in rows.items():
+        assert float(row["SAD"]) == pytest.approx(expected[stem]["SAD"], rel=1e-12)
+    with open(tmp_path / "out" / "matting_metrics.json") as f:
+        assert sorted(json.load(f)["skipped"]) == sorted(bad)
+    assert leftovers(tmp_path / "out") == []
+
+
+def test_bad_output_and_options_exit_two_before_reading(tmp_path, capsys):
+    pred, alpha, trimap = case(0)
+    for d, img in (("pred", pred), ("alpha", alpha), ("trimap", trimap)):
+        write(tmp_path / d / "x.png", img)
+    (tmp_path / "pred" / "x.png").write_bytes(b"unreadable: would be reported, not reached")
+    (tmp_path / "taken").write_text("a file")
+    assert run(tmp_path, "--output", str(tmp_path / "taken")) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --output {tmp_path / 'taken'}: {tmp_path / 'taken'} exists and is " \
+                  "not a directory\n"
+    (tmp_path / "folder.csv").mkdir()
+    assert run(tmp_path, "--output", str(tmp_path / "folder.csv")) == 2
+    assert "is a directory, not a .csv file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        run(tmp_path, "--max-pixels", "0")
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "argument --max-pixels: max_pixels must be >= 1" in err
+
+
+def test_every_prediction_without_ground_truth_is_named(tmp_path, capsys):
+    pred, alpha, trimap = case(0)
+    for d, img in (("pred", pred), ("alpha", alpha), ("trimap", trimap)):
+        write(tmp_path / d / "x.png", img)
+    extra = [f"extra_{i:02d}.png" for i in range(12)]
+    for name in extra:
+        write(tmp_path / "pred" / name, pred)
+    assert run(tmp_path) == 0
+    assert f"note: 12 predictions have no ground truth: {', '.join(extra)}\n" in \
+        capsys.readouterr().out

@@ -1,15 +1,27 @@
 """predict command line: folders with mixed inputs, a corrupt file, size mismatches, outputs."""
 
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 import torch
 from detectron2.config import instantiate
+from file_limits import file_size_limit
+from hostile_files import leftovers, png_header_only
 from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
+from PIL import ExifTags, Image, ImageOps
 
 from mematte_d2.cli.predict import main
 from mematte_d2.inference import MattingPredictor
 from mematte_d2.inference.io import read_image, to_uint8
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _trimap(h, w):
@@ -24,6 +36,28 @@ def weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("w") / "tiny.pth"
     torch.save({"model": instantiate(tiny_cfg().model).state_dict()}, path)
     return str(path)
+
+
+def run_with_readonly_output(tmp_path: Path) -> subprocess.CompletedProcess:
+    """tools/predict.py with a read-only --output folder. Root ignores folder permissions, so
+    as root the command runs without the capability that lets it (setpriv, util-linux)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permissions cannot bind")
+        prefix = ["setpriv", "--inh-caps=-dac_override", "--bounding-set=-dac_override", "--"]
+    try:
+        return subprocess.run(
+            [*prefix, sys.executable, str(REPO / "tools" / "predict.py"), "--config-file",
+             str(tmp_path / "no_config.py"), "--input", str(tmp_path), "--trimap",
+             str(tmp_path), "--output", str(locked)],
+            capture_output=True, text=True, check=False,
+        )
+    finally:
+        locked.chmod(0o755)
 
 
 def _common(weights):
@@ -111,3 +145,164 @@ def test_precision_flag_bf16_writes_alpha_and_fp16_on_cpu_exits_2(tmp_path, weig
     args[args.index("bf16")] = "fp16"
     assert main(args) == 2
     assert "autocast on CPU supports bfloat16" in capsys.readouterr().err
+
+
+def _write_exif_jpeg(path, stored_rgb, orientation):
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    Image.fromarray(stored_rgb).save(path, quality=100, exif=exif)
+
+
+def test_mixed_batch_processes_every_good_file_and_names_each_bad_one(tmp_path, weights, capsys):
+    """Hostile inputs of every kind in one folder: the good files all get their outputs."""
+    rng = np.random.default_rng(1)
+    src, tri, out = tmp_path / "in", tmp_path / "tri", tmp_path / "out"
+    for d in (src, tri, out):
+        d.mkdir()
+    good = {}
+    cv2.imwrite(str(src / "good.png"), rng.integers(0, 256, (40, 56, 3), dtype=np.uint8))
+    cv2.imwrite(str(tri / "good.png"), _trimap(40, 56))
+    good["good"] = (40, 56)
+    # stored 40x56, shown turned 90 degrees: the trimap is drawn on the 56x40 picture
+    blocks = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    _write_exif_jpeg(src / "turned.jpg", np.kron(blocks, np.ones((8, 8, 1), np.uint8)), 6)
+    cv2.imwrite(str(tri / "turned.png"), _trimap(56, 40))
+    good["turned"] = (56, 40)
+    cv2.imwrite(str(src / "tiny.png"), np.full((1, 1, 3), 90, np.uint8))
+    cv2.imwrite(str(tri / "tiny.png"), np.full((1, 1), 128, np.uint8))
+    good["tiny"] = (1, 1)
+    bad = {}
+    (src / "bomb.png").write_bytes(png_header_only(50000, 50000))
+    cv2.imwrite(str(tri / "bomb.png"), _trimap(8, 8))
+    bad["bomb.png"] = "limit of max_pixels=268,435,456"
+    cv2.imwrite(str(src / "labels.png"), np.zeros((20, 20, 3), np.uint8))
+    cv2.imwrite(str(tri / "labels.png"), (_trimap(20, 20) // 127).astype(np.uint8))
+    bad["labels.png"] = "uint8 with values only in 0-2"
+    cv2.imwrite(str(src / "soft.png"), np.zeros((20, 20, 3), np.uint8))
+    soft = _trimap(20, 20)
+    soft[10, 10] = 127
+    cv2.imwrite(str(tri / "soft.png"), soft)
+    bad["soft.png"] = "values other than 0 / 128 / 255 (127 in 1 pixels)"
+    with_nan = np.full((20, 20, 3), 0.5, np.float32)
+    with_nan[3, 4, 1] = np.nan
+    cv2.imwrite(str(src / "nan.tif"), with_nan)
+    cv2.imwrite(str(tri / "nan.png"), _trimap(20, 20))
+    bad["nan.tif"] = "1 non-finite"
+    cv2.imwrite(str(src / "f255.tif"), np.full((20, 20, 3), 200.0, np.float32))
+    cv2.imwrite(str(tri / "f255.png"), _trimap(20, 20))
+    bad["f255.tif"] = "float values in [200, 200]"
+    cv2.imwrite(str(src / "u16.png"), np.full((20, 20, 3), 200, np.uint16))
+    cv2.imwrite(str(tri / "u16.png"), _trimap(20, 20))
+    bad["u16.png"] = "16-bit file whose values are all <= 255"
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    cv2.imwrite(str(tri / "broken.png"), _trimap(8, 8))
+    bad["broken.jpg"] = "not a readable image"
+    cv2.imwrite(str(src / "orphan.png"), np.zeros((20, 20, 3), np.uint8))
+    bad["orphan.png"] = "no trimap named orphan"
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    (out / "good_alpha.png").symlink_to(victim)
+    cv2.imwrite(str(tmp_path / "bg.png"), np.full((10, 10, 3), 200, np.uint8))
+
+    status = main(_common(weights) + [
+        "--input", str(src), "--trimap", str(tri), "--output", str(out), "--cutout",
+        "--background", str(tmp_path / "bg.png"), *MEMATTE_OPTS,
+    ])
+    out_text, err = capsys.readouterr()
+    assert status == 1
+    assert f"{len(good)} of {len(good) + len(bad)} images written" in out_text
+    summary = err[err.index(f"{len(bad)} failed:"):]
+    for name, reason in bad.items():
+        line = next(line for line in summary.splitlines() if f"{name}:" in line)
+        assert reason in line, line
+    for stem, shape in good.items():
+        for kind in ("alpha", "cutout", "composite"):
+            written = cv2.imread(str(out / f"{stem}_{kind}.png"), cv2.IMREAD_UNCHANGED)
+            assert written.shape[:2] == shape, (stem, kind)
+    assert victim.read_text() == "keep me" and not (out / "good_alpha.png").is_symlink()
+    assert leftovers(out) == []
+    # the turned JPEG is matted as displayed: the predictor's alpha on the turned picture
+    with Image.open(src / "turned.jpg") as im:
+        shown = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    expected = MattingPredictor(tiny_cfg(), weights, device="cpu")(shown, _trimap(56, 40))
+    alpha = cv2.imread(str(out / "turned_alpha.png"), cv2.IMREAD_UNCHANGED) / 255.0
+    assert np.abs(alpha - expected).mean() < 0.02
+
+
+def test_non_finite_prediction_fails_the_image_and_writes_nothing(tmp_path, capsys):
+    model = instantiate(tiny_cfg().model)
+    with torch.no_grad():
+        next(model.decoder.parameters()).fill_(float("nan"))
+    torch.save({"model": model.state_dict()}, tmp_path / "diverged.pth")
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((24, 24, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "a_trimap.png"), _trimap(24, 24))
+    status = main(_common(str(tmp_path / "diverged.pth")) + [
+        "--input", str(tmp_path / "a.png"), "--trimap", str(tmp_path / "a_trimap.png"),
+        "--output", str(tmp_path / "out"), *MEMATTE_OPTS])
+    assert status == 1
+    assert re.search(r"a.png: the model predicted \d+ non-finite", capsys.readouterr().err)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_full_disk_keeps_the_earlier_output_and_names_path_and_cause(tmp_path, weights, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((48, 64, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "a_trimap.png"), _trimap(48, 64))
+    args = _common(weights) + ["--input", str(tmp_path / "a.png"), "--trimap",
+                               str(tmp_path / "a_trimap.png"), "--output", str(tmp_path / "out")]
+    assert main(args + MEMATTE_OPTS) == 0
+    earlier = (tmp_path / "out" / "a_alpha.png").read_bytes()
+    with file_size_limit(64):  # smaller than any of these PNGs
+        status = main(args + ["--alpha-16bit", *MEMATTE_OPTS])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {tmp_path / 'out' / 'a_alpha.png'}: File too large" in err
+    assert (tmp_path / "out" / "a_alpha.png").read_bytes() == earlier
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_alpha.png"]
+
+
+def test_input_folder_that_is_also_trimap_and_output_folder(tmp_path, weights, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((24, 24, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "a_trimap.png"), _trimap(24, 24))
+    args = _common(weights) + ["--input", str(tmp_path), "--trimap", str(tmp_path),
+                               "--output", str(tmp_path), *MEMATTE_OPTS]
+    assert main(args) == 0
+    assert "1 of 1 images written" in capsys.readouterr().out
+    assert main(args) == 0  # again, with a_alpha.png now in the folder
+    out, err = capsys.readouterr()
+    assert "1 of 1 images written" in out
+    assert f"skipped {tmp_path / 'a_alpha.png'}: an output of this command" in err
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--max-tokens", "0"], "argument --max-tokens: max_tokens must be >= 1, got 0"),
+        (["--max-tokens", "1.5"], "argument --max-tokens: expected int, got '1.5'"),
+        (["--keep-ratio", "nan"], r"argument --keep-ratio: keep_ratio must be in (0, 1], got nan"),
+        (["--tile-size", "-1"], "argument --tile-size: tile_size must be >= 0"),
+        (["--max-pixels", "0"], "argument --max-pixels: max_pixels must be >= 1, got 0"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line_before_any_work(tmp_path, capsys, option, message):
+    # the config file does not exist: any later check would complain about it instead
+    args = ["--config-file", str(tmp_path / "no_config.py"), "--input", str(tmp_path),
+            "--trimap", str(tmp_path), "--output", str(tmp_path / "out"), *option]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_that_is_a_file_or_unwritable_exits_2_before_any_work(tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file")
+    args = ["--config-file", str(tmp_path / "no_config.py"), "--input", str(tmp_path),
+            "--trimap", str(tmp_path), "--output", str(tmp_path / "taken")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --output {tmp_path / 'taken'}: exists and is not a directory\n"
+    proc = run_with_readonly_output(tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "--output" in proc.stderr and "cannot write there (Permission denied)" in proc.stderr

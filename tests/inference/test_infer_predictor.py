@@ -134,3 +134,73 @@ def test_fp16_on_cpu_and_unknown_precision_are_refused():
         MattingPredictor(tiny_cfg(), device="cpu", max_memory=None, precision="fp16")
     with pytest.raises(ValueError, match="precision='int8'"):
         MattingPredictor(tiny_cfg(), device="cpu", max_memory=None, precision="int8")
+
+
+def test_trimap_scale_follows_the_dtype(predictor):
+    image, trimap = _sample()
+    codes = predictor(image, trimap)
+    # the same trimap as 0-1 floats gives the same alpha
+    np.testing.assert_array_equal(predictor(image, trimap.astype(np.float32) / 255.0), codes)
+    # a uint8 label map 0/1/2 or an all-ones uint8 trimap is refused, not read as background
+    labels = (trimap // 127).astype(np.uint8)  # 0 / 1 / 2
+    with pytest.raises(ValueError, match="uint8 with values only in 0-2"):
+        predictor(image, labels)
+    with pytest.raises(ValueError, match="uint8 with values only in 0-1"):
+        predictor(image, np.ones_like(trimap))
+    ones = predictor(image, np.ones(trimap.shape, np.float32))
+    assert (ones == 1).all()  # float ones: all foreground
+    with pytest.raises(ValueError, match="read on the 0-1 scale"):
+        predictor(image, trimap.astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "image, trimap, error, message",
+    [
+        (torch.zeros(3, 20, 20, dtype=torch.uint8), np.zeros((20, 20), np.uint8), TypeError,
+         r"image must be an HxWx3 numpy array or a list of them, got a torch.Tensor of shape "
+         r"\(3, 20, 20\) \(give numpy HxWx3 arrays, e.g. tensor.permute\(1, 2, 0\)"),
+        ("photo.jpg", "photo_trimap.png", TypeError,
+         "image must be .* got the path 'photo.jpg' .*read_image"),
+        (None, None, TypeError, "image must be an HxWx3 numpy array or a list of them, got None"),
+        ([np.zeros((8, 8, 3), np.uint8)], np.zeros((8, 8), np.uint8), TypeError,
+         r"image is a list of 1, so trimap must be a list of as many HxW arrays, got a numpy "
+         r"array of shape \(8, 8\)"),
+        (np.zeros((8, 8, 3), np.uint8), torch.zeros(8, 8), TypeError,
+         "trimap must be a numpy array, got a torch.Tensor of shape"),
+    ],
+)
+def test_api_messages_say_what_was_expected_and_given(predictor, image, trimap, error, message):
+    with pytest.raises(error, match=message):
+        predictor(image, trimap)
+
+
+@pytest.mark.parametrize(
+    "option, error, message",
+    [
+        ({"max_tokens": 1.5}, TypeError, "max_tokens must be an int >= 1 or None, got 1.5"),
+        ({"max_tokens": 0}, ValueError, "max_tokens must be >= 1, got 0"),
+        ({"max_tokens": True}, TypeError, "max_tokens must be an int"),
+        ({"keep_ratio": float("nan")}, ValueError, r"keep_ratio must be in \(0, 1\], got nan"),
+        ({"keep_ratio": "0.5"}, TypeError, "keep_ratio must be a number"),
+        ({"tile_size": -1}, ValueError, "tile_size must be >= 0"),
+        ({"tile_size": 64.0}, TypeError, "tile_size must be an int >= 0 or None, got 64.0"),
+    ],
+)
+def test_bad_options_are_refused_with_what_was_given(predictor, option, error, message):
+    image, trimap = _sample(20, 20)
+    with pytest.raises(error, match=message):
+        predictor(image, trimap, **option)
+    with pytest.raises(error, match=message):
+        predictor([image], [trimap], **option)
+
+
+def test_non_finite_prediction_is_an_error(predictor):
+    from mematte_d2.inference.predictor import NonFinitePredictionError
+
+    diverged = MattingPredictor(tiny_cfg(), device="cpu", max_memory=None)
+    diverged.model.load_state_dict(predictor.model.state_dict())
+    with torch.no_grad():
+        next(diverged.model.decoder.parameters()).fill_(float("nan"))
+    image, trimap = _sample()
+    with pytest.raises(NonFinitePredictionError, match=r"predicted \d+ non-finite .* alpha"):
+        diverged(image, trimap)

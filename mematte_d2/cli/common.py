@@ -1,0 +1,34 @@
+"""Command-line pieces shared by predict and evaluate_folder: one-line option errors, checked
+argparse types and one-line descriptions of per-file failures."""
+
+import argparse
+from collections.abc import Callable
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line naming the option (exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def checked(convert: Callable, check: Callable) -> Callable:
+    """An argparse type: `convert` the text, then apply a mematte_d2.inference.options check."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"expected {convert.__name__}, got {text!r}") from e
+        try:
+            return check(value)
+        except (TypeError, ValueError) as e:
+            raise argparse.ArgumentTypeError(str(e)) from e
+
+    return parse
+
+
+def describe_error(e: BaseException) -> str:
+    """An error as one line; unexpected kinds keep their type name."""
+    expected = (ValueError, TypeError, OSError, MemoryError)
+    return str(e) if isinstance(e, expected) and str(e) else f"{type(e).__name__}: {e}"

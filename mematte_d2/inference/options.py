@@ -1,0 +1,51 @@
+"""Checks of the per-call prediction options, shared by MattingPredictor and the predict command.
+
+Each returns the value when it is valid and otherwise raises a TypeError / ValueError saying
+what was expected and what was given, so the command line can refuse a bad option before it
+builds a model and the Python API gives the same message.
+"""
+
+import math
+import numbers
+
+
+def check_max_tokens(value) -> int | None:
+    """max_tokens: None or an int >= 1 (tokens per routed block and image)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"max_tokens must be an int >= 1 or None, got {value!r}")
+    if value < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {value}")
+    return int(value)
+
+
+def check_keep_ratio(value) -> float | None:
+    """keep_ratio: None or a number in (0, 1] (share of tokens each routed block keeps)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"keep_ratio must be a number in (0, 1] or None, got {value!r}")
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise ValueError(f"keep_ratio must be in (0, 1], got {value}")
+    return float(value)
+
+
+def check_tile_size(value) -> int | None:
+    """tile_size: None (the model's) or an int >= 0 (decoder tile in pixels, 0 = whole image)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"tile_size must be an int >= 0 or None, got {value!r}")
+    if value < 0:
+        raise ValueError(f"tile_size must be >= 0 (0 = whole image), got {value}")
+    return int(value)
+
+
+def check_max_pixels(value) -> int:
+    """max_pixels: an int >= 1, the largest image (width x height) read."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"max_pixels must be an int >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"max_pixels must be >= 1, got {value}")
+    return int(value)
