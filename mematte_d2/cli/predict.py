@@ -3,21 +3,27 @@
     python tools/predict.py --config-file configs/Composition-1K/mematte_s_topk0.25.py \\
         --weights mematte_s.pth --input photos/ --trimap trimaps/ --output out/ --cutout
 
+Instead of trimaps, --mask DIR (or a file, or "alpha" for each RGBA input's own alpha channel)
+gives coarse masks from which a trimap is derived (mematte_d2.utils.trimap_from_mask).
+
 Writes <stem>_alpha.png (8-bit, or 16-bit with --alpha-16bit), and on request
-<stem>_cutout.png (RGBA with estimated foreground colours), <stem>_composite.png and
-<stem>_routing.png, each written to a temporary file then renamed (never through a symbolic
-link). An image that fails for any reason (unreadable, above --max-pixels, trimap missing,
-of another size or not 0/128/255 without --snap-trimap, non-finite prediction, a write
-error) is reported by name and the others are processed; the exit code is then 1. Bad
-options, configuration or weights stop the command before any image is read, with exit code 2.
+<stem>_trimap.png (the trimap used), <stem>_cutout.png (RGBA with estimated foreground
+colours), <stem>_composite.png and <stem>_routing.png, each written to a temporary file then
+renamed (never through a symbolic link). An image that fails for any reason (unreadable,
+above --max-pixels, trimap or mask missing, of another size, trimap not 0/128/255 without
+--snap-trimap, non-finite prediction, a write error) is reported by name and the others are
+processed; the exit code is then 1. Bad options, configuration or weights stop the command
+before any image is read, with exit code 2.
 """
 
 import argparse
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from mematte_d2.checkpoint import CheckpointError
@@ -27,7 +33,9 @@ from mematte_d2.inference.io import (
     MAX_PIXELS,
     ImageReadError,
     alpha_to_png_array,
+    read_alpha_channel,
     read_image,
+    read_mask,
     read_trimap,
     to_float01,
     to_uint8,
@@ -47,6 +55,13 @@ from mematte_d2.inference.render import (
     routing_overlay,
 )
 from mematte_d2.utils.trimap import trimap_codes
+from mematte_d2.utils.trimap_from_mask import (
+    DEFAULT_BAND_FRACTION,
+    check_band_fraction,
+    check_radius,
+    check_threshold,
+    trimap_from_mask,
+)
 
 
 def check_output_dir(output: str) -> Path:
@@ -69,9 +84,31 @@ def build_parser() -> argparse.ArgumentParser:
         description="Predict alpha mattes from images and trimaps with a MEMatte/ViTMatte model.",
     )
     p.add_argument("--config-file", required=True, help="LazyConfig file with a `model` node")
-    p.add_argument("--weights", help="checkpoint to load (default: the config's initialisation)")
+    p.add_argument("--weights", help="checkpoint file or model-zoo name "
+                                     "(default: the config's initialisation)")
     p.add_argument("--input", required=True, help="image file, directory or glob (quote it)")
-    p.add_argument("--trimap", required=True, help="trimap file, or directory matched by stem")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--trimap", help="trimap file, or directory matched by stem")
+    source.add_argument("--mask", help="coarse mask file, or directory matched by stem, or "
+                                       "'alpha' for each input's own alpha channel; a trimap is "
+                                       "derived from it (see --mask-*)")
+    p.add_argument("--mask-threshold", default=0.5,
+                   type=checked(float, partial(check_threshold, name="mask threshold")),
+                   help="mask values >= this (0-1 scale) are foreground (default 0.5)")
+    p.add_argument("--mask-soft-low",
+                   type=checked(float, partial(check_threshold, name="soft low")),
+                   help="soft masks: values <= this are background, values between this and "
+                        "--mask-threshold unknown (default: below the threshold is background)")
+    p.add_argument("--mask-erode", type=checked(int, partial(check_radius, name="erode")),
+                   help="pixels of the unknown band inside the mask's edge "
+                        "(default: --mask-band of the shorter side)")
+    p.add_argument("--mask-dilate", type=checked(int, partial(check_radius, name="dilate")),
+                   help="pixels of the unknown band outside the mask's edge (default: as erode)")
+    p.add_argument("--mask-band", type=checked(float, check_band_fraction),
+                   default=DEFAULT_BAND_FRACTION,
+                   help="default band half-width as a fraction of the image's shorter side "
+                        f"(default {DEFAULT_BAND_FRACTION})")
+    p.add_argument("--save-trimap", action="store_true", help="write the trimap used")
     p.add_argument("--output", required=True, help="output directory (created if missing)")
     p.add_argument("--max-tokens", type=checked(int, check_max_tokens),
                    help="cap of tokens per routed block and image (>= 1)")
@@ -102,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _output_paths(job: Job, out_dir: Path, args) -> dict[str, Path]:
-    names = {"alpha": True, "cutout": args.cutout, "composite": bool(args.background),
-             "routing": args.routing_overlay}
+    names = {"alpha": True, "trimap": args.save_trimap, "cutout": args.cutout,
+             "composite": bool(args.background), "routing": args.routing_overlay}
     return {kind: out_dir / f"{job.image.stem}_{kind}.png" for kind, on in names.items() if on}
 
 
@@ -123,18 +160,30 @@ def _check_outputs(jobs: list[Job], out_dir: Path, args, protected: set[Path]) -
                 claimed[resolved] = job.image
 
 
+def _trimap_of(job: Job, image_shape: tuple[int, ...], args) -> np.ndarray:
+    """The job's 0/128/255 trimap: read from its file, or derived from its mask."""
+    if args.mask == "alpha":
+        source, name = read_alpha_channel(job.image, args.max_pixels), f"alpha of {job.image.name}"
+    elif args.mask:
+        source, name = read_mask(job.trimap, args.max_pixels), f"mask {job.trimap.name}"
+    else:
+        source, name = read_trimap(job.trimap, args.max_pixels), f"trimap {job.trimap.name}"
+    if source.shape != image_shape[:2]:
+        raise ValueError(f"{name} is {source.shape[0]}x{source.shape[1]}, "
+                         f"image is {image_shape[0]}x{image_shape[1]} (HxW)")
+    try:
+        if args.mask:
+            return trimap_from_mask(source, threshold=args.mask_threshold,
+                                    soft_low=args.mask_soft_low, erode=args.mask_erode,
+                                    dilate=args.mask_dilate, band_fraction=args.mask_band)
+        return trimap_codes(source, snap=args.snap_trimap)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name}: {e}") from e
+
+
 def _process(job: Job, predictor, out_dir: Path, args, background01) -> str:
     image = read_image(job.image, args.max_pixels)
-    trimap = read_trimap(job.trimap, args.max_pixels)
-    if trimap.shape != image.shape[:2]:
-        raise ValueError(
-            f"trimap {job.trimap.name} is {trimap.shape[0]}x{trimap.shape[1]}, "
-            f"image is {image.shape[0]}x{image.shape[1]} (HxW)"
-        )
-    try:
-        trimap = trimap_codes(trimap, snap=args.snap_trimap)
-    except ValueError as e:
-        raise ValueError(f"trimap {job.trimap.name}: {e}") from e
+    trimap = _trimap_of(job, image.shape, args)
     image_u8 = to_uint8(image)
     start = time.perf_counter()
     result = predictor.predict(
@@ -144,6 +193,8 @@ def _process(job: Job, predictor, out_dir: Path, args, background01) -> str:
     paths = _output_paths(job, out_dir, args)
     bits = 16 if args.alpha_16bit else 8
     write_png(paths["alpha"], alpha_to_png_array(result.alpha, bits))
+    if "trimap" in paths:
+        write_png(paths["trimap"], trimap)
     if "cutout" in paths or "composite" in paths:
         fg = estimate_foreground(to_float01(image), result.alpha)
         if "cutout" in paths:
@@ -165,7 +216,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped {path}: {reason}", file=sys.stderr)
         if not images:
             raise FileNotFoundError(f"--input {args.input}: no image files found")
-        jobs = pair_with_trimaps(images, args.trimap)
+        if args.mask == "alpha":
+            jobs = [Job(image, None) for image in images]
+        elif args.mask:
+            jobs = pair_with_trimaps(images, args.mask, kind="mask")
+        else:
+            jobs = pair_with_trimaps(images, args.trimap)
+        if args.mask_soft_low is not None and args.mask_soft_low >= args.mask_threshold:
+            raise ValueError(f"--mask-soft-low {args.mask_soft_low} must be below "
+                             f"--mask-threshold {args.mask_threshold}")
         protected = {p.resolve() for job in jobs for p in (job.image, job.trimap) if p}
         if args.background:
             protected.add(Path(args.background).resolve())

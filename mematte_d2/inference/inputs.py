@@ -8,12 +8,12 @@ from .io import IMAGE_EXTENSIONS
 
 # Suffixes of the files the predict command writes; skipped when reading its own output folder.
 OUTPUT_SUFFIXES = ("_alpha", "_cutout", "_composite", "_routing")
-TRIMAP_SUFFIXES = ("", "_trimap")
 
 
 @dataclass
 class Job:
-    """One image to matte; `error` is set when no usable trimap was found for it."""
+    """One image to matte and its trimap (or mask) file; `error` is set when none usable was
+    found for it."""
 
     image: Path
     trimap: Path | None
@@ -60,37 +60,38 @@ def _trimap_index(directory: Path) -> dict[str, list[Path]]:
     return index
 
 
-def pair_with_trimaps(images: list[Path], trimap_spec: str) -> list[Job]:
-    """Match each image with a trimap: one file for a single image, or a directory by stem.
+def pair_with_trimaps(images: list[Path], trimap_spec: str, kind: str = "trimap") -> list[Job]:
+    """Match each image with a trimap (or a mask, ``kind="mask"``): one file for a single
+    image, or a directory by stem.
 
-    In a directory, `<stem>.*` or `<stem>_trimap.*` is the trimap of `<stem>.*`; when the
-    trimaps share the images' folder only `<stem>_trimap.*` is, and an image file that is
-    another image's trimap is not an input itself. An image with no or several candidate
-    trimaps becomes a Job with an error instead of stopping the run.
+    In a directory, `<stem>.*` or `<stem>_<kind>.*` is the file of `<stem>.*`; when they share
+    the images' folder only `<stem>_<kind>.*` is, and an image file that is another image's
+    trimap or mask is not an input itself. An image with no or several candidates becomes a Job
+    with an error instead of stopping the run.
     """
     trimap_path = Path(trimap_spec)
     if trimap_path.is_file():
         if len(images) != 1:
             raise ValueError(
-                f"--trimap {trimap_spec} is one file but --input names {len(images)} images; "
-                "give a directory of trimaps named like the images"
+                f"--{kind} {trimap_spec} is one file but --input names {len(images)} images; "
+                f"give a directory of {kind}s named like the images"
             )
         return [Job(images[0], trimap_path)]
     if not trimap_path.is_dir():
-        raise FileNotFoundError(f"--trimap {trimap_spec}: no such file or directory")
+        raise FileNotFoundError(f"--{kind} {trimap_spec}: no such file or directory")
     index = _trimap_index(trimap_path)
     jobs = []
     for image in images:
         same_folder = image.parent.resolve() == trimap_path.resolve()
-        suffixes = [s for s in TRIMAP_SUFFIXES if s or not same_folder]
+        suffixes = [s for s in ("", f"_{kind}") if s or not same_folder]
         candidates = [p for suffix in suffixes for p in index.get(image.stem + suffix, [])]
         if len(candidates) == 1:
             jobs.append(Job(image, candidates[0]))
         elif not candidates:
             names = " or ".join(f"{image.stem}{s}.*" for s in suffixes)
-            jobs.append(Job(image, None, f"no trimap named {names} in {trimap_path}"))
+            jobs.append(Job(image, None, f"no {kind} named {names} in {trimap_path}"))
         else:
             names = ", ".join(p.name for p in candidates)
-            jobs.append(Job(image, None, f"several trimaps match {image.name}: {names}"))
+            jobs.append(Job(image, None, f"several {kind}s match {image.name}: {names}"))
     trimaps = {job.trimap.resolve() for job in jobs if job.trimap is not None}
     return [job for job in jobs if job.image.resolve() not in trimaps]

@@ -162,6 +162,27 @@ def read_plane(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def read_mask(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read a mask as an HxW array at its bit depth (uint8, uint16 or float); colour is
+    converted to gray."""
+    img = _read_unchanged(path, max_pixels)
+    if img.ndim == 3:
+        if img.shape[2] >= 3:
+            return cv2.cvtColor(np.ascontiguousarray(img[:, :, :3]), cv2.COLOR_BGR2GRAY)
+        return np.ascontiguousarray(img[:, :, 0])
+    return img
+
+
+def read_alpha_channel(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """The alpha channel (HxW, at its bit depth) of an RGBA or gray+alpha image."""
+    img = _read_unchanged(path, max_pixels)
+    if img.ndim != 3 or img.shape[2] not in (2, 4):
+        channels = 1 if img.ndim == 2 else img.shape[2]
+        raise ImageReadError(f"{path}: has no alpha channel ({channels} channel(s)) to use as "
+                             "the mask")
+    return np.ascontiguousarray(img[:, :, -1])
+
+
 def read_trimap(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read a trimap as an HxW uint8 array on the 0-255 scale (16-bit and colour files accepted)."""
     img = _read_unchanged(path, max_pixels)

@@ -8,16 +8,10 @@ builds a model and the Python API gives the same message.
 import math
 import numbers
 
+# The token cap has one check, the model's own (re-exported here for the command line).
+from mematte_d2.modeling.routing.policies import check_max_tokens
 
-def check_max_tokens(value) -> int | None:
-    """max_tokens: None or an int >= 1 (tokens per routed block and image)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"max_tokens must be an int >= 1 or None, got {value!r}")
-    if value < 1:
-        raise ValueError(f"max_tokens must be >= 1, got {value}")
-    return int(value)
+__all__ = ["check_keep_ratio", "check_max_pixels", "check_max_tokens", "check_tile_size"]
 
 
 def check_keep_ratio(value) -> float | None:

@@ -46,21 +46,34 @@ def mask_to_unit(mask: np.ndarray) -> np.ndarray:
     raise TypeError(f"mask dtype must be bool, uint8, uint16 or float, got {mask.dtype}")
 
 
+def check_band_fraction(value: float) -> float:
+    """A band half-width as a fraction of the shorter side: in (0, 0.5)."""
+    if not (math.isfinite(value) and 0 < value < 0.5):
+        raise ValueError(f"band_fraction must be in (0, 0.5), got {value}")
+    return float(value)
+
+
+def check_threshold(value: float, name: str = "threshold") -> float:
+    """A mask level on the 0-1 scale: in (0, 1]."""
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise ValueError(f"{name} must be in (0, 1], got {value}")
+    return float(value)
+
+
+def check_radius(value: int, name: str = "radius") -> int:
+    """A band half-width in pixels: an int >= 0."""
+    if isinstance(value, bool) or int(value) != value or value < 0:
+        raise ValueError(f"{name} must be a non-negative number of pixels, got {value!r}")
+    return int(value)
+
+
 def band_radius(shape: tuple[int, int], band_fraction: float = DEFAULT_BAND_FRACTION) -> int:
     """Pixels of each half of the unknown band: ``band_fraction`` of the shorter side, >= 1."""
-    if not (math.isfinite(band_fraction) and 0 < band_fraction < 0.5):
-        raise ValueError(f"band_fraction must be in (0, 0.5), got {band_fraction}")
-    return max(1, round(band_fraction * min(shape)))
+    return max(1, round(check_band_fraction(band_fraction) * min(shape)))
 
 
 def _disc(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
-def _check_radius(value: int, name: str) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 0:
-        raise ValueError(f"{name} must be a non-negative number of pixels, got {value!r}")
-    return int(value)
 
 
 def trimap_from_mask(
@@ -87,13 +100,12 @@ def trimap_from_mask(
     background holes narrower than ``2 * dilate`` likewise become unknown.
     """
     unit = mask_to_unit(mask)
-    if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    check_threshold(threshold)
     if soft_low is not None and not 0 <= soft_low < threshold:
         raise ValueError(f"soft_low must be in [0, threshold={threshold}), got {soft_low}")
     default = band_radius(unit.shape, band_fraction)
-    erode = default if erode is None else _check_radius(erode, "erode")
-    dilate = default if dilate is None else _check_radius(dilate, "dilate")
+    erode = default if erode is None else check_radius(erode, "erode")
+    dilate = default if dilate is None else check_radius(dilate, "dilate")
 
     foreground = (unit >= threshold).astype(np.uint8)
     background = (unit <= soft_low if soft_low is not None else unit < threshold).astype(np.uint8)

@@ -276,7 +276,8 @@ def test_input_folder_that_is_also_trimap_and_output_folder(tmp_path, weights, c
 @pytest.mark.parametrize(
     "option, message",
     [
-        (["--max-tokens", "0"], "argument --max-tokens: max_tokens must be >= 1, got 0"),
+        (["--max-tokens", "0"],
+         "argument --max-tokens: max_tokens must be None or a positive int, got 0"),
         (["--max-tokens", "1.5"], "argument --max-tokens: expected int, got '1.5'"),
         (["--keep-ratio", "nan"], r"argument --keep-ratio: keep_ratio must be in (0, 1], got nan"),
         (["--tile-size", "-1"], "argument --tile-size: tile_size must be >= 0"),
