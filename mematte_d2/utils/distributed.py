@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -22,7 +23,6 @@ from urllib.parse import urlparse
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from detectron2.engine.launch import DEFAULT_TIMEOUT, _find_free_port
 from detectron2.utils import comm
 
 __all__ = [
@@ -31,11 +31,14 @@ __all__ = [
     "backend_for",
     "broadcast_buffers_from_rank0",
     "finish_distributed",
+    "free_port",
     "launch",
     "ranks_where",
 ]
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = timedelta(minutes=30)  # of a collective, as detectron2's launch
 
 # Seconds without a heartbeat after which a rank counts as lost.
 RANK_TIMEOUT_ENV = "MEMATTE_RANK_TIMEOUT"
@@ -51,6 +54,13 @@ class LostRankError(RuntimeError):
 def backend_for(device_type: str) -> str:
     """The process-group backend for a run on ``device_type``: NCCL for CUDA, else gloo."""
     return "nccl" if device_type == "cuda" else "gloo"
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now (another process may take it before it is used)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def launch(
@@ -86,7 +96,7 @@ def launch(
     if dist_url in (None, "auto"):
         if num_machines > 1:
             raise ValueError("a job of several machines needs --dist-url tcp://HOST:PORT")
-        dist_url = f"tcp://127.0.0.1:{_find_free_port()}"
+        dist_url = f"tcp://127.0.0.1:{free_port()}"
     mp.start_processes(
         _worker,
         nprocs=num_processes,
