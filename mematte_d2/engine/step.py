@@ -10,7 +10,7 @@ from detectron2.utils import comm
 
 from mematte_d2.data.resumable import sample_seed
 from mematte_d2.utils.distributed import ranks_where
-from mematte_d2.utils.precision import PRECISIONS, autocast
+from mematte_d2.utils.precision import PRECISIONS, autocast, check_bf16_native
 
 __all__ = ["MattingStepRunner", "training_autocast_dtype"]
 
@@ -36,6 +36,7 @@ def training_autocast_dtype(amp: Mapping, device: torch.device) -> torch.dtype |
     if device.type == "cpu" and dtype == torch.float16:
         logger.info("train.amp: float16 autocast needs CUDA; training in float32 on the CPU")
         return None
+    check_bf16_native(dtype, device, f"train.amp.precision={name!r}")
     return dtype
 
 

@@ -55,3 +55,19 @@ def _nccl_worker() -> None:
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
 def test_two_gpu_collectives_of_the_engine():
     launch(_nccl_worker, 2, device_type="cuda")
+
+
+def test_cuda_training_pins_batches_and_trains_in_fp16(tiny_datasets_root, tmp_path):
+    from detectron2.config import LazyConfig
+    from engine_tiny import QUICK, tiny_in_process_opts
+
+    from mematte_d2.engine import MattingTrainer, apply_overrides
+
+    cfg = apply_overrides(LazyConfig.load(QUICK), tiny_in_process_opts(tmp_path) + [
+        "train.device=cuda", "train.max_iter=3", "train.eval_period=0"])
+    trainer = MattingTrainer(cfg)
+    assert trainer._trainer.amp_dtype == torch.float16 and trainer._trainer.grad_scaler
+    batch = next(iter(trainer.data_loader))
+    assert all(item["image"].is_pinned() and item["alpha"].is_pinned() for item in batch)
+    trainer.train()
+    assert (tmp_path / "model_final.pth").is_file()

@@ -1,6 +1,7 @@
 """Engine pieces on their own: overrides, schedule, layer decay, resumable loader, step runner."""
 
 import itertools
+from unittest import mock
 
 import pytest
 import torch
@@ -183,12 +184,30 @@ def test_training_precision_as_released_and_fp32_on_cpu(caplog):
         "train.amp: float16 autocast needs CUDA; training in float32 on the CPU"
     ]
     bf16 = {"enabled": True, "precision": "bfloat16"}
-    assert training_autocast_dtype(bf16, cpu) == training_autocast_dtype(bf16, cuda)
+    with mock.patch.object(torch.cuda, "is_bf16_supported", return_value=True):
+        assert training_autocast_dtype(bf16, cpu) == training_autocast_dtype(bf16, cuda)
     assert training_autocast_dtype(bf16, cpu) == torch.bfloat16
     assert training_autocast_dtype({"enabled": False, "precision": "float16"}, cuda) is None
     for bad in ("int8", "fp32"):
         with pytest.raises(ValueError, match="train.amp.precision"):
             training_autocast_dtype({"enabled": True, "precision": bad}, cpu)
+
+
+def test_bf16_refused_on_gpus_that_only_emulate_it():
+    from mematte_d2.engine.step import training_autocast_dtype
+    from mematte_d2.utils.precision import autocast_dtype
+
+    def supported(including_emulation=True):
+        return including_emulation  # a pre-Ampere GPU: bf16 only through emulation
+
+    cuda = torch.device("cuda")
+    with mock.patch.multiple(torch.cuda, is_bf16_supported=supported,
+                             get_device_name=mock.Mock(return_value="Tesla V100")):
+        with pytest.raises(ValueError, match="precision='bf16': Tesla V100 has no native bf"):
+            autocast_dtype("bf16", cuda)
+        with pytest.raises(ValueError, match="train.amp.precision='bfloat16': Tesla V100"):
+            training_autocast_dtype({"enabled": True, "precision": "bfloat16"}, cuda)
+        assert autocast_dtype("fp16", cuda) == torch.float16
 
 
 def test_step_runner_scales_fp16_gradients_on_cuda_only():
