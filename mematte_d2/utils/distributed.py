@@ -205,23 +205,25 @@ class RankWatchdog:
             try:
                 self.store.add(self._key("beat", self.rank), 1)
                 for r in others:
-                    if self.store.check([self._key("done", r)]):
-                        changed[r] = now
-                        continue
-                    if self.store.check([self._key("failed", r)]):
-                        reason = self.store.get(self._key("failed", r)).decode()
-                        self._report(r, f"failed: {reason}")
-                        continue
                     beat = self.store.add(self._key("beat", r), 0)
                     if beat != beats[r]:
                         beats[r], changed[r] = beat, now
-                    elif now - changed[r] > self.rank_timeout:
-                        self._report(r, f"was lost (no heartbeat for {self.rank_timeout:g} s)")
+                    else:  # a still counter: finished, failed, slow or gone?
+                        self._check_quiet_rank(r, now - changed[r])
             except Exception as exc:  # the store lives in rank 0's process
                 if self.rank != 0:
                     self._report(0, f"was lost (its rendezvous store stopped answering: {exc})")
             if self.lost and not self._stop.is_set():
                 self._exit_if_stuck(now)
+
+    def _check_quiet_rank(self, rank: int, quiet_for: float) -> None:
+        if self.store.check([self._key("done", rank)]):
+            return
+        if self.store.check([self._key("failed", rank)]):
+            reason = self.store.get(self._key("failed", rank)).decode()
+            self._report(rank, f"failed: {reason}")
+        elif quiet_for > self.rank_timeout:
+            self._report(rank, f"was lost (no heartbeat for {self.rank_timeout:g} s)")
 
     def _report(self, rank: int, why: str) -> None:
         if rank not in self.lost:
