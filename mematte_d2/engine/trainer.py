@@ -55,15 +55,14 @@ def resolve_device(cfg: DictConfig, local_rank: int | None = None,
         raise ValueError(f"train.device={name!r} but CUDA is not available; use train.device=cpu")
     if device.type != "cuda":
         return device
-    if local_size > 1:
-        if device.index is not None:
-            raise ValueError(
-                f"train.device={name!r} names one GPU but {local_size} processes run on this "
-                "machine, one per GPU; use train.device=cuda (or CUDA_VISIBLE_DEVICES)"
-            )
+    if device.index is None:
         return torch.device("cuda", local_rank)
-    return torch.device("cuda", torch.cuda.current_device() if device.index is None
-                        else device.index)
+    if local_size > 1:
+        raise ValueError(
+            f"train.device={name!r} names one GPU but {local_size} processes run on this "
+            "machine, one per GPU; use train.device=cuda (or CUDA_VISIBLE_DEVICES)"
+        )
+    return device
 
 
 def test_dataset_names(cfg: DictConfig) -> list[str]:

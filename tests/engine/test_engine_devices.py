@@ -18,7 +18,7 @@ def _cuda_machine(gpus: int):
     """Patches making torch report `gpus` CUDA devices."""
     return mock.patch.multiple(
         torch.cuda, is_available=mock.Mock(return_value=True),
-        device_count=mock.Mock(return_value=gpus), current_device=mock.Mock(return_value=0),
+        device_count=mock.Mock(return_value=gpus),
     )
 
 
@@ -63,6 +63,7 @@ def test_every_rank_on_its_own_gpu():
         assert resolve_device(_train_cfg("cpu"), 0, 2) == torch.device("cpu")
         assert resolve_device(_train_cfg(None), 3, 4) == torch.device("cuda", 3)
         assert resolve_device(_train_cfg("cuda"), 1, 2) == torch.device("cuda", 1)
+        assert resolve_device(_train_cfg("cuda"), 0, 1) == torch.device("cuda", 0)
         assert resolve_device(_train_cfg("cuda:2"), 0, 1) == torch.device("cuda", 2)
         with pytest.raises(ValueError, match="train.device='cuda:1' names one GPU but 2 proc"):
             resolve_device(_train_cfg("cuda:1"), 0, 2)
