@@ -1,18 +1,25 @@
-"""Run-level settings shared by every recipe (detectron2 LazyConfig conventions)."""
+"""Run-level settings shared by every recipe (detectron2 LazyConfig conventions).
+
+AMP and DDP as in the authors' release: fp16 autocast with a GradScaler (on a CPU, where
+autocast has no fp16, training runs in fp32 and says so), rank 0's buffers synced at each
+forward, gradients all-reduced in fp16.
+"""
 
 train = dict(
     output_dir="./output",
     init_checkpoint="",  # ViTMatte / MEMatte weights to start from ("" = from scratch)
     max_iter=40406,
-    eval_period=5000,  # 0 = evaluate only at the end
+    eval_period=5000,  # evaluation on the test sets; 0 = only at the end
+    validation_set=None,  # a held-out registered set: keeps model_best.pth by its SAD
     log_period=20,
     vis_period=1000,  # TensorBoard sheet of predictions and routing maps (0 = off)
     vis_images=2,
     checkpointer=dict(period=5000, max_to_keep=5),
-    amp=dict(enabled=False, precision="float16"),  # CUDA: float16 / bfloat16; CPU: bfloat16
+    amp=dict(enabled=True, precision="float16"),  # or "bfloat16"
     clip_grad=dict(enabled=False, max_norm=1.0),
-    ddp=dict(broadcast_buffers=False, find_unused_parameters=False, fp16_compression=False),
-    device=None,  # None = CUDA when available, else CPU
+    # forward_sync_buffers: torch's replacement of the deprecated broadcast_buffers
+    ddp=dict(forward_sync_buffers=True, find_unused_parameters=False, fp16_compression=True),
+    device=None,  # None = CUDA when available, else CPU; with several GPUs, one per process
     seed=42,  # < 0 = a fresh random seed per run (resumed runs then differ)
     cudnn_benchmark=False,
 )

@@ -4,7 +4,7 @@ import os
 import sys
 
 from detectron2.config import LazyConfig
-from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.engine import default_argument_parser, default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
@@ -14,9 +14,10 @@ from mematte_d2.engine import (
     MattingTrainer,
     apply_overrides,
     check_datasets,
+    resolve_device,
     test_dataset_names,
 )
-from mematte_d2.utils.distributed import finish_distributed
+from mematte_d2.utils.distributed import launch
 
 EPILOG = """
 Examples:
@@ -26,7 +27,10 @@ Examples:
   Evaluate a checkpoint:
     %(prog)s --config-file configs/Composition-1K/mematte_s_topk0.25.py --eval-only \\
         train.init_checkpoint=output/comp1k_mematte_s_topk0.25/model_final.pth
-  On a machine without CUDA, --num-gpus N starts N CPU processes (gloo).
+  With train.device=cpu (or without CUDA), --num-gpus N starts N CPU processes (gloo).
+  Two machines (run on each, with its rank; HOST is machine 0's address):
+    %(prog)s --config-file ... --num-gpus 2 --num-machines 2 --machine-rank 0|1 \
+        --dist-url tcp://HOST:29500
 """
 
 
@@ -51,14 +55,11 @@ def main(args):
     cfg = load_config(args)
     default_setup(cfg, args)
     setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="mematte_d2")
-    try:
-        if args.eval_only:
-            return evaluate(cfg)
-        trainer = MattingTrainer(cfg)
-        trainer.resume_or_load(resume=args.resume)
-        return trainer.train()
-    finally:
-        finish_distributed()
+    if args.eval_only:
+        return evaluate(cfg)
+    trainer = MattingTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -66,10 +67,12 @@ def run(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.config_file:
         parser.error("--config-file is required")
-    load_config(args)  # fail on a bad file or key here, before any process is started
+    # Fail on a bad file, key or device here, before any process is started.
+    device = resolve_device(load_config(args), local_rank=0, local_size=args.num_gpus)
     launch(
         main,
         args.num_gpus,
+        device_type=device.type,
         num_machines=args.num_machines,
         machine_rank=args.machine_rank,
         dist_url=args.dist_url,

@@ -1,26 +1,42 @@
 """One optimisation step: seeded per iteration, optional autocast, grad scaling and clipping."""
 
+import logging
 import time
+from collections.abc import Mapping
 
 import torch
 from detectron2.engine import SimpleTrainer
 from detectron2.utils import comm
 
 from mematte_d2.data.resumable import sample_seed
-from mematte_d2.utils.precision import autocast
-from mematte_d2.utils.precision import autocast_dtype as _autocast_dtype
+from mematte_d2.utils.distributed import ranks_where
+from mematte_d2.utils.precision import PRECISIONS, autocast, check_bf16_native
 
-__all__ = ["MattingStepRunner", "autocast_dtype"]
+__all__ = ["MattingStepRunner", "training_autocast_dtype"]
+
+logger = logging.getLogger(__name__)
 
 
-def autocast_dtype(name: str, device: torch.device) -> torch.dtype:
-    """The autocast dtype for ``train.amp.precision`` (amp on: fp16 or bf16; CPU: bf16 only)."""
-    dtype = _autocast_dtype(name, device, setting="train.amp.precision")
-    if dtype is None:
+def training_autocast_dtype(amp: Mapping, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp`` on `device`, None for fp32.
+
+    The recipes train as the authors' release does, with fp16 autocast and a GradScaler; CPU
+    autocast has no fp16, so there a float16 setting trains in fp32 (logged once). bfloat16
+    works on both devices.
+    """
+    if not amp.get("enabled", False):
+        return None
+    name = amp.get("precision", "float16")
+    if name not in PRECISIONS or PRECISIONS[name] is None:
         raise ValueError(
-            f"train.amp.precision={name!r} is not a reduced precision; set train.amp.enabled="
-            "False for fp32 training"
+            f"train.amp.precision={name!r}: choose float16 or bfloat16 (or set "
+            "train.amp.enabled=False for fp32 training)"
         )
+    dtype = PRECISIONS[name]
+    if device.type == "cpu" and dtype == torch.float16:
+        logger.info("train.amp: float16 autocast needs CUDA; training in float32 on the CPU")
+        return None
+    check_bf16_native(dtype, device, f"train.amp.precision={name!r}")
     return dtype
 
 
@@ -64,11 +80,12 @@ class MattingStepRunner(SimpleTrainer):
         with autocast(self.amp_dtype, self.device):
             loss_dict = self.model(data)
         losses = sum(loss_dict.values())
-        if not torch.isfinite(losses):
-            raise FloatingPointError(
-                f"loss became {losses.item()} at iteration {self.iter}: "
-                + ", ".join(f"{k}={v.item():.4g}" for k, v in loss_dict.items())
-            )
+        # One device-to-host copy of all losses per step: the finiteness check and the logged
+        # values both read it.
+        host_losses = dict(zip(
+            loss_dict, torch.stack([v.detach().float() for v in loss_dict.values()]).cpu()
+        ))
+        self._check_finite(host_losses)
         if self.grad_scaler is not None:
             self.grad_scaler.scale(losses).backward()
             self.grad_scaler.unscale_(self.optimizer)
@@ -78,12 +95,24 @@ class MattingStepRunner(SimpleTrainer):
             params = [p for group in self.optimizer.param_groups for p in group["params"]]
             torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
         self.after_backward()
-        self._write_metrics(loss_dict, data_time)
+        self._write_metrics(host_losses, data_time)
         if self.grad_scaler is not None:
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
         else:
             self.optimizer.step()
+
+    def _check_finite(self, losses: dict[str, torch.Tensor]) -> None:
+        """Raise FloatingPointError on every rank together when any rank's loss is not finite
+        (a rank raising alone would leave the others waiting in the gradient all-reduce)."""
+        finite = all(bool(torch.isfinite(v)) for v in losses.values())
+        bad_ranks = ranks_where(not finite)
+        if bad_ranks:
+            mine = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+            raise FloatingPointError(
+                f"loss became non-finite at iteration {self.iter} on rank(s) {bad_ranks} "
+                f"(rank {comm.get_rank()}: {mine})"
+            )
 
     def state_dict(self) -> dict:
         state = super().state_dict()

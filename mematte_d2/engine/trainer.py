@@ -17,9 +17,10 @@ from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 
 from mematte_d2.checkpoint import CheckpointError, StrictCheckpointer, initialize_from_checkpoint
+from mematte_d2.utils.distributed import broadcast_buffers_from_rank0
 
 from .hooks import MattingVisualizer, unwrap_model
-from .step import MattingStepRunner, autocast_dtype
+from .step import MattingStepRunner, training_autocast_dtype
 
 __all__ = [
     "MattingTrainer",
@@ -27,19 +28,40 @@ __all__ = [
     "resolve_device",
     "test_dataset_names",
     "train_dataset_names",
+    "validation_dataset_name",
 ]
 
 logger = logging.getLogger(__name__)
 
 
-def resolve_device(cfg: DictConfig) -> torch.device:
-    """``train.device``: "cuda", "cpu" or None (CUDA when available)."""
+def resolve_device(cfg: DictConfig, local_rank: int | None = None,
+                   local_size: int | None = None) -> torch.device:
+    """``train.device`` ("cuda", "cuda:K", "cpu" or None = CUDA when available) for the
+    process of `local_rank` among `local_size` on this machine (default: this process).
+
+    With several processes per machine each one trains on its own GPU, ``cuda:<local rank>``;
+    naming one GPU (``cuda:K``) is then refused, as every rank would share GPU K.
+    """
+    local_rank = comm.get_local_rank() if local_rank is None else local_rank
+    local_size = comm.get_local_size() if local_size is None else local_size
     name = cfg.train.get("device")
     if name in (None, "auto"):
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"train.device={name!r}: use cpu, cuda or cuda:K") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name!r} but CUDA is not available; use train.device=cpu")
+        raise ValueError(f"train.device={name!r} but CUDA is not available; use train.device=cpu")
+    if device.type != "cuda":
+        return device
+    if device.index is None:
+        return torch.device("cuda", local_rank)
+    if local_size > 1:
+        raise ValueError(
+            f"train.device={name!r} names one GPU but {local_size} processes run on this "
+            "machine, one per GPU; use train.device=cuda (or CUDA_VISIBLE_DEVICES)"
+        )
     return device
 
 
@@ -62,6 +84,20 @@ def check_datasets(names: list[str]) -> None:
                 f"{', '.join(sorted(matting))} (see mematte_d2.data.register_matting_dataset)"
             )
         DatasetCatalog.get(name)
+
+
+def validation_dataset_name(cfg: DictConfig) -> str | None:
+    """``train.validation_set``: the set ``model_best.pth`` is chosen on (None: no choice).
+
+    A test set is refused: choosing checkpoints by test scores is not model selection.
+    """
+    name = cfg.train.get("validation_set")
+    if name and name in test_dataset_names(cfg):
+        raise ValueError(
+            f"train.validation_set={name!r} is also a test set (dataloader.test.dataset): "
+            "choosing checkpoints by test scores is not model selection; name a held-out set"
+        )
+    return name or None
 
 
 def train_dataset_names(cfg: DictConfig) -> list[str]:
@@ -97,13 +133,17 @@ class MattingTrainer(DefaultTrainer):
         TrainerBase.__init__(self)
         if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
             setup_logger()
-        check_datasets(train_dataset_names(cfg) + test_dataset_names(cfg))
+        validation = validation_dataset_name(cfg)
+        extra = [validation] if validation else []
+        check_datasets(train_dataset_names(cfg) + test_dataset_names(cfg) + extra)
         self.device = resolve_device(cfg)
+        amp_dtype = training_autocast_dtype(cfg.train.get("amp", {}), self.device)
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
+        # Pinned host batches, so the host-to-GPU copies of the inputs do not block the step.
+        data_loader.pin_memory = self.device.type == "cuda"
         model = self._wrap_ddp(cfg, model)
-        amp = cfg.train.get("amp", {})
         clip = cfg.train.get("clip_grad", {})
         self._trainer = MattingStepRunner(
             model,
@@ -111,9 +151,7 @@ class MattingTrainer(DefaultTrainer):
             optimizer,
             seed=self.seed_of(cfg),
             device=self.device,
-            amp_dtype=autocast_dtype(amp.get("precision", "float16"), self.device)
-            if amp.get("enabled", False)
-            else None,
+            amp_dtype=amp_dtype,
             clip_grad_norm=clip.get("max_norm") if clip.get("enabled", False) else None,
         )
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
@@ -133,13 +171,23 @@ class MattingTrainer(DefaultTrainer):
 
     @staticmethod
     def _wrap_ddp(cfg: DictConfig, model: torch.nn.Module) -> torch.nn.Module:
+        """DistributedDataParallel with ``train.ddp``'s options (a single process: `model`).
+
+        ``fp16_compression`` (all-reduce gradients in fp16) applies to CUDA runs only.
+        """
+        ddp = dict(cfg.train.get("ddp", {}))
+        if "broadcast_buffers" in ddp:
+            raise ValueError(
+                "train.ddp.broadcast_buffers is deprecated by torch; use "
+                "train.ddp.forward_sync_buffers"
+            )
+        fp16_compression = ddp.pop("fp16_compression", False)
         if comm.get_world_size() == 1:
             return model
-        ddp = dict(cfg.train.get("ddp", {}))
-        fp16_compression = ddp.pop("fp16_compression", False)
-        on_cuda = next(model.parameters()).is_cuda
+        device = next(model.parameters()).device
+        on_cuda = device.type == "cuda"
         wrapped = DistributedDataParallel(
-            model, device_ids=[comm.get_local_rank()] if on_cuda else None, **ddp
+            model, device_ids=[device.index] if on_cuda else None, **ddp
         )
         if fp16_compression and on_cuda:
             from torch.distributed.algorithms.ddp_comm_hooks import default as comm_hooks
@@ -217,23 +265,47 @@ class MattingTrainer(DefaultTrainer):
             raise ValueError(f"{len(evaluators)} evaluators for {len(names)} test sets")
         results = OrderedDict()
         for i, name in enumerate(names):
-            evaluator = evaluators[i] if evaluators is not None else cls.build_evaluator(cfg, name)
-            results[name] = inference_on_dataset(
-                model, cls.build_test_loader(cfg, name), evaluator
+            results[name] = cls.evaluate_on(
+                cfg, model, name, evaluators[i] if evaluators is not None else None
             )
-            if comm.is_main_process():
-                logger.info("Evaluation results for %s in csv format:", name)
-                print_csv_format(results[name])
         return results[names[0]] if len(results) == 1 else results
+
+    @classmethod
+    def evaluate_on(cls, cfg: DictConfig, model: torch.nn.Module, dataset_name: str,
+                    evaluator=None) -> OrderedDict:
+        """Evaluate `model` on one registered set (each rank takes a shard of it)."""
+        evaluator = evaluator or cls.build_evaluator(cfg, dataset_name)
+        results = inference_on_dataset(
+            model, cls.build_test_loader(cfg, dataset_name), evaluator
+        )
+        if comm.is_main_process():
+            logger.info("Evaluation results for %s in csv format:", dataset_name)
+            print_csv_format(results)
+        return results
+
+    def evaluate_during_training(self) -> dict:
+        """Evaluation of the model as rank 0 holds it, i.e. as its checkpoints hold it.
+
+        Each rank updates its BatchNorm statistics on its own batches, so before evaluating
+        every rank takes rank 0's buffers; the unwrapped model is evaluated (DDP's forward
+        would sync buffers per call, which hangs when the ranks' shards differ in length).
+        Returns the test results, plus ``"validation"`` results when a validation set is set.
+        """
+        model = unwrap_model(self.model)
+        broadcast_buffers_from_rank0(model)
+        self._last_eval_results = self.test(self.cfg, model)
+        validation = validation_dataset_name(self.cfg)
+        if validation is None:
+            return self._last_eval_results
+        return {
+            **self._last_eval_results,
+            "validation": self.evaluate_on(self.cfg, model, validation),
+        }
 
     def build_hooks(self) -> list:
         cfg = self.cfg
         period = cfg.train.get("eval_period", 0)
         main = comm.is_main_process()
-
-        def test_and_save_results():
-            self._last_eval_results = self.test(cfg, self.model)
-            return self._last_eval_results
 
         ret = [hooks.IterationTimer(), hooks.LRScheduler()]
         if main:
@@ -243,9 +315,11 @@ class MattingTrainer(DefaultTrainer):
                     self.checkpointer, ckpt.period, max_to_keep=ckpt.get("max_to_keep")
                 )
             )
-        ret.append(hooks.EvalHook(period, test_and_save_results))
-        if main and period > 0:
-            ret.append(hooks.BestCheckpointer(period, self.checkpointer, "matting/SAD", "min"))
+        ret.append(hooks.EvalHook(period, self.evaluate_during_training))
+        if main and period > 0 and validation_dataset_name(cfg):
+            ret.append(hooks.BestCheckpointer(
+                period, self.checkpointer, "validation/matting/SAD", "min"
+            ))
         vis_period = cfg.train.get("vis_period", 0)
         if main and vis_period > 0:
             loader = self.build_test_loader(cfg, test_dataset_names(cfg)[0])

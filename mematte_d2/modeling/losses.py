@@ -132,12 +132,22 @@ class MattingCriterion(nn.Module):
     def forward(
         self, pred: torch.Tensor, gt: torch.Tensor, trimap: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """pred, gt: [B, 1, H, W] alpha in [0, 1]; trimap: [B, 1, H, W] with 0 / 0.5 / 1."""
+        """pred, gt: [B, 1, H, W] alpha in [0, 1]; trimap: [B, 1, H, W] with 0 / 0.5 / 1.
+
+        Computed in float32 whatever the autocast: a bf16 ground truth would be off by up to
+        0.5/255, and autocast would run the Sobel and pyramid convolutions in fp16 / bf16.
+        """
         if not (pred.shape == gt.shape == trimap.shape):
             raise ValueError(
                 f"MattingCriterion: pred {tuple(pred.shape)}, alpha {tuple(gt.shape)} and trimap "
                 f"{tuple(trimap.shape)} must have the same shape"
             )
+        with torch.autocast(pred.device.type, enabled=False):
+            return self._losses(pred.float(), gt.float(), trimap.float())
+
+    def _losses(
+        self, pred: torch.Tensor, gt: torch.Tensor, trimap: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         unknown = (trimap == 0.5).to(pred.dtype)
         compute = {
             "loss_unknown_l1": lambda: region_l1_loss(pred, gt, unknown),

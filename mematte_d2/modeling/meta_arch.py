@@ -221,11 +221,13 @@ class MEMatte(nn.Module):
         inputs = torch.zeros(len(batched_inputs), 4, height, width, device=self.device)
         for i, (item, (h, w)) in enumerate(zip(batched_inputs, sizes)):
             image = inputs[i, :3, :h, :w]
-            image.copy_(item["image"]).sub_(self.pixel_mean).div_(self.pixel_std)
+            image.copy_(item["image"], non_blocking=True).sub_(self.pixel_mean).div_(self.pixel_std)
             if "trimap_channel" in item:
-                inputs[i, 3:, :h, :w] = item["trimap_channel"]
+                trimap = item["trimap_channel"]
             else:
-                inputs[i, 3:, :h, :w] = normalize_trimap(item["trimap"].to(self.device))
+                # normalised where it lies (a CUDA trimap's range check would sync with the GPU)
+                trimap = normalize_trimap(item["trimap"])
+            inputs[i, 3:, :h, :w] = trimap.to(self.device, non_blocking=True)
         return inputs, inputs[:, 3:4]
 
     # ------------------------------------------------------------------ forward
@@ -265,7 +267,9 @@ class MEMatte(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Criterion on the un-padded area; images of different sizes are averaged one by one."""
         sizes = [tuple(item["image"].shape[-2:]) for item in batched_inputs]
-        alphas = [item["alpha"].to(pred.device, pred.dtype) for item in batched_inputs]
+        # float32 ground truth whatever the autocast dtype of pred (the criterion is fp32)
+        alphas = [item["alpha"].to(pred.device, torch.float32, non_blocking=True)
+                  for item in batched_inputs]
         if len(set(sizes)) == 1:
             h, w = sizes[0]
             return self.criterion(pred[..., :h, :w], torch.stack(alphas), trimaps[..., :h, :w])

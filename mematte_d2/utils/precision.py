@@ -25,7 +25,20 @@ def autocast_dtype(name: str, device: torch.device, setting: str = "precision"):
     dtype = PRECISIONS[name]
     if device.type == "cpu" and dtype == torch.float16:
         raise ValueError(f"{setting}={name!r}: autocast on CPU supports bfloat16 ('bf16') only")
+    check_bf16_native(dtype, device, f"{setting}={name!r}")
     return dtype
+
+
+def check_bf16_native(dtype: torch.dtype | None, device: torch.device, what: str) -> None:
+    """Refuse bfloat16 on a GPU that only emulates it (pre-Ampere): it would run far slower
+    than fp16 for no gain in range that the model needs."""
+    if dtype != torch.bfloat16 or device.type != "cuda":
+        return
+    if not torch.cuda.is_bf16_supported(including_emulation=False):
+        raise ValueError(
+            f"{what}: {torch.cuda.get_device_name(device)} has no native bfloat16 "
+            "(emulated only); use float16"
+        )
 
 
 def autocast(dtype: torch.dtype | None, device: torch.device):

@@ -10,6 +10,9 @@ from mematte_d2.benchmark.report import INFERENCE_COLUMNS
 from mematte_d2.cli.benchmark import main
 
 SIZE = 64
+# Every case on the CPU in fp32, so that a CUDA machine (whose default is CUDA with fp32, fp16
+# and bf16 rows) produces the same one row per case as this CPU-only one.
+CPU_FP32 = ["--device", "cpu", "--dtypes", "fp32"]
 
 
 def _rows(path):
@@ -22,7 +25,7 @@ def test_benchmark_writes_table_csv_and_plot(tmp_path):
     argv = ["--models", "mematte_s", "vitmatte_s", "vitmatte_s_dense", "--sizes", str(SIZE),
             "--repeats", "2",
             "--threads", "1", "--tile-size", "0", "--keep-ratio", "0.25", "--output", str(out),
-            "--opts", *VITMATTE_OPTS]
+            *CPU_FP32, "--opts", *VITMATTE_OPTS]
     assert main(argv) == 0
 
     with open(out / "inference.csv", newline="") as f:
@@ -56,7 +59,7 @@ def test_cases_estimated_over_the_memory_limit_are_skipped(tmp_path):
     out = tmp_path / "bench"
     argv = ["--models", "vitmatte_s_dense", "--sizes", str(SIZE), "4096", "--repeats", "1",
             "--threads", "1", "--tile-size", "0", "--max-memory", "4GB", "--output", str(out),
-            "--opts", *VITMATTE_OPTS]
+            *CPU_FP32, "--opts", *VITMATTE_OPTS]
     assert main(argv) == 0
     small, huge = _rows(out / "inference.csv")
     assert small["status"] == "ok", small
@@ -87,7 +90,7 @@ def test_failing_and_skipped_cases_are_reported_not_raised(tmp_path):
     out = tmp_path / "bench"
     argv = ["--models", str(broken), "vitmatte_s", "--sizes", str(SIZE), "--repeats", "1",
             "--threads", "1", "--tile-size", "0", "--skip", f"vitmatte_s@{SIZE}",
-            "--output", str(out), "--opts", *VITMATTE_OPTS]
+            "--output", str(out), *CPU_FP32, "--opts", *VITMATTE_OPTS]
     assert main(argv) == 0
     rows = _rows(out / "inference.csv")
     assert [r["model"] for r in rows] == [str(broken), "vitmatte_s"]

@@ -1,6 +1,7 @@
 """Engine pieces on their own: overrides, schedule, layer decay, resumable loader, step runner."""
 
 import itertools
+from unittest import mock
 
 import pytest
 import torch
@@ -171,13 +172,55 @@ def test_step_runner_clips_and_stops_on_nan():
         _run_steps(_Nan(), 0, 1)
 
 
-def test_cpu_autocast_accepts_bf16_only():
-    from mematte_d2.engine.step import autocast_dtype
+def test_training_precision_as_released_and_fp32_on_cpu(caplog):
+    from mematte_d2.engine.step import training_autocast_dtype
 
-    assert autocast_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
-    with pytest.raises(ValueError, match="bfloat16"):
-        autocast_dtype("float16", torch.device("cpu"))
-    with pytest.raises(ValueError, match="precision"):
-        autocast_dtype("int8", torch.device("cpu"))
-    with pytest.raises(ValueError, match="train.amp.enabled=False"):
-        autocast_dtype("fp32", torch.device("cpu"))
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    recipe = LazyConfig.load("configs/common/train.py").train.amp
+    assert training_autocast_dtype(recipe, cuda) == torch.float16  # the release's AMP
+    with caplog.at_level("INFO", logger="mematte_d2.engine.step"):
+        assert training_autocast_dtype(recipe, cpu) is None
+    assert [r.message for r in caplog.records] == [
+        "train.amp: float16 autocast needs CUDA; training in float32 on the CPU"
+    ]
+    bf16 = {"enabled": True, "precision": "bfloat16"}
+    with mock.patch.object(torch.cuda, "is_bf16_supported", return_value=True):
+        assert training_autocast_dtype(bf16, cpu) == training_autocast_dtype(bf16, cuda)
+    assert training_autocast_dtype(bf16, cpu) == torch.bfloat16
+    assert training_autocast_dtype({"enabled": False, "precision": "float16"}, cuda) is None
+    for bad in ("int8", "fp32"):
+        with pytest.raises(ValueError, match="train.amp.precision"):
+            training_autocast_dtype({"enabled": True, "precision": bad}, cpu)
+
+
+def test_bf16_refused_on_gpus_that_only_emulate_it():
+    from mematte_d2.engine.step import training_autocast_dtype
+    from mematte_d2.utils.precision import autocast_dtype
+
+    def supported(including_emulation=True):
+        return including_emulation  # a pre-Ampere GPU: bf16 only through emulation
+
+    cuda = torch.device("cuda")
+    with mock.patch.multiple(torch.cuda, is_bf16_supported=supported,
+                             get_device_name=mock.Mock(return_value="Tesla V100")):
+        with pytest.raises(ValueError, match="precision='bf16': Tesla V100 has no native bf"):
+            autocast_dtype("bf16", cuda)
+        with pytest.raises(ValueError, match="train.amp.precision='bfloat16': Tesla V100"):
+            training_autocast_dtype({"enabled": True, "precision": "bfloat16"}, cuda)
+        assert autocast_dtype("fp16", cuda) == torch.float16
+
+
+def test_step_runner_scales_fp16_gradients_on_cuda_only():
+    model = _NoisyModel()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def runner(device, dtype):
+        return MattingStepRunner(model, iter([]), opt, seed=0, device=torch.device(device),
+                                 amp_dtype=dtype)
+
+    assert runner("cpu", None).grad_scaler is None
+    assert runner("cpu", torch.bfloat16).grad_scaler is None
+    assert runner("cuda", torch.bfloat16).grad_scaler is None
+    scaled = runner("cuda", torch.float16)
+    assert isinstance(scaled.grad_scaler, torch.amp.GradScaler)
+    assert "grad_scaler" in scaled.state_dict()

@@ -12,7 +12,7 @@ import cv2
 import pytest
 import torch
 from detectron2.config import LazyConfig
-from detectron2.engine import launch
+from detectron2.engine import hooks
 from engine_tiny import (
     QUICK,
     REPO,
@@ -23,8 +23,10 @@ from engine_tiny import (
 )
 
 from mematte_d2.checkpoint import CheckpointError
+from mematte_d2.cli.train import evaluate
+from mematte_d2.data import register_evaluation_dataset
 from mematte_d2.engine import MattingTrainer, apply_overrides
-from mematte_d2.utils.distributed import finish_distributed
+from mematte_d2.utils.distributed import launch
 
 TRAIN_NET = str(REPO / "tools/lazyconfig_train_net.py")
 
@@ -85,26 +87,38 @@ def test_teacher_is_frozen_and_outside_the_optimizer(tiny_datasets_root, tmp_pat
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
 
 
-def _ddp_worker(output_dir: str, datasets: str) -> None:
+def _ddp_worker(output_dir: str, datasets: str, extra: tuple[str, ...]) -> None:
     register_tiny_sets(Path(datasets))
     cfg = _cfg(Path(output_dir), "train.max_iter=3", "train.eval_period=0",
-               "train.checkpointer.period=1000")
+               "train.checkpointer.period=1000", *extra)
     trainer = MattingTrainer(cfg)
     trainer.resume_or_load(resume=False)
-    trainer.train()
+    results = trainer.train()
     rank = torch.distributed.get_rank()
     params = {k: v.detach().clone() for k, v in trainer.model.module.named_parameters()}
     torch.save(params, Path(output_dir) / f"params_rank{rank}.pt")
-    finish_distributed()
+    if rank == 0:
+        (Path(output_dir) / "final_eval.json").write_text(json.dumps(results["matting"]))
 
 
-def test_two_process_gloo_training_keeps_ranks_identical(tiny_datasets_root, tmp_path):
-    launch(_ddp_worker, 2, dist_url="auto", args=(str(tmp_path), str(tiny_datasets_root)))
+@pytest.mark.parametrize("sync", ["False", pytest.param("True", marks=pytest.mark.slow)])
+def test_two_process_training_evaluates_the_saved_model(tiny_datasets_root, tmp_path, sync):
+    """Ranks keep identical weights; the end-of-training evaluation (each rank a shard of the
+    test set) equals a one-process evaluation of model_final.pth, also when BatchNorm
+    statistics are not synced during training (each rank then holds its own)."""
+    sync_option = f"train.ddp.forward_sync_buffers={sync}"
+    launch(_ddp_worker, 2, device_type="cpu",
+           args=(str(tmp_path), str(tiny_datasets_root), (sync_option,)))
     rank0 = torch.load(tmp_path / "params_rank0.pt")
     rank1 = torch.load(tmp_path / "params_rank1.pt")
     assert rank0.keys() == rank1.keys()
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
-    assert (tmp_path / "model_final.pth").is_file()
+
+    cfg = _cfg(tmp_path / "eval", f"train.init_checkpoint={tmp_path / 'model_final.pth'}")
+    alone = evaluate(cfg)["matting"]
+    during = json.loads((tmp_path / "final_eval.json").read_text())
+    for name in ("SAD", "MSE_x1e3", "Grad", "Conn"):
+        assert during[name] == pytest.approx(alone[name], rel=1e-6, abs=1e-9), name
 
 
 def _cli(args: list[str], env: dict, **kwargs) -> subprocess.CompletedProcess:
@@ -233,3 +247,24 @@ def test_visualizer_logs_routing_sheets(tiny_datasets_root, tmp_path):
     assert sheet.shape[0] == 2 * (80 + 4)
     assert sheet.shape[1] == (4 + routers) * 80 + (3 + routers) * 4
     assert list(tmp_path.glob("events.out.tfevents.*"))
+
+
+def test_best_checkpoint_only_by_a_validation_set(tiny_datasets_root, tmp_path):
+    """Paper recipes evaluate on the test set but never choose model_best.pth by it."""
+    synthetic = tiny_datasets_root / "synthetic/test"
+    register_evaluation_dataset("engine_tiny_val", synthetic / "image", synthetic / "alpha",
+                                synthetic / "trimap")
+    common = ("train.max_iter=2", "train.eval_period=1", "train.checkpointer.period=1000")
+    on_test = MattingTrainer(_cfg(tmp_path / "test", *common))
+    assert not any(isinstance(h, hooks.BestCheckpointer) for h in on_test._hooks)
+    on_test.train()
+    assert not (tmp_path / "test/model_best.pth").exists()
+
+    validation = "train.validation_set=engine_tiny_val"
+    validated = MattingTrainer(_cfg(tmp_path / "val", *common, validation))
+    results = validated.train()
+    assert (tmp_path / "val/model_best.pth").is_file()
+    assert set(results["matting"]) >= {"SAD"}  # the test set's results, as without validation
+
+    with pytest.raises(ValueError, match="train.validation_set='engine_tiny_test' is also a test"):
+        MattingTrainer(_cfg(tmp_path / "bad", "train.validation_set=engine_tiny_test"))
