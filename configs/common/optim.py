@@ -1,4 +1,6 @@
-"""AdamW with layer-wise lr decay, no weight decay on position embedding and norms."""
+"""AdamW with layer-wise lr decay, no weight decay on position embedding and norms.
+
+The decay spans the student's blocks: ``num_layers`` follows ``model.backbone.depth``."""
 
 import torch
 from detectron2.config import LazyCall as L
@@ -12,7 +14,7 @@ optimizer = L(torch.optim.AdamW)(
         base_lr="${..lr}",
         weight_decay_norm=0.0,
         overrides={"pos_embed": {"weight_decay": 0.0}},
-        lr_factor_func=L(ViTLayerDecay)(num_layers=12, decay_rate=0.65),
+        lr_factor_func=L(ViTLayerDecay)(num_layers="${model.backbone.depth}", decay_rate=0.65),
     ),
     lr=5e-4,
     betas=(0.9, 0.999),

@@ -21,11 +21,10 @@ model.backbone.update(
     residual_block_indexes=[1, 3],
 )
 model.teacher_backbone = None  # nothing to distil from when training from scratch
-model.decoder.update(in_chans=width, convstream_out=[16, 32, 64], fusion_out=[96, 48, 32, 16])
+model.decoder.update(convstream_out=[16, 32, 64], fusion_out=[96, 48, 32, 16])
 model.tile_size = 0  # test images are small: decode them whole
 
 optimizer.lr = 1e-3
-optimizer.params.lr_factor_func.num_layers = depth
 
 train.max_iter = 600
 train.eval_period = 300

@@ -1,4 +1,7 @@
-"""ViTMatte ViT-S baseline: the same meta-architecture with the plain ViTMatte encoder."""
+"""ViTMatte ViT-S baseline: the same meta-architecture with the plain ViTMatte encoder.
+
+The decoder's input width follows the encoder's (an interpolation), so one override of
+``model.backbone.embed_dim`` changes both."""
 
 from detectron2.config import LazyCall as L
 
@@ -15,7 +18,7 @@ model = L(MEMatte)(
         img_size=512,
     ),
     teacher_backbone=None,
-    decoder=L(DetailCapture)(in_chans=384),
+    decoder=L(DetailCapture)(in_chans="${..backbone.embed_dim}"),
     criterion=L(MattingCriterion)(),
     tile_size=512,
     tile_context=64,
