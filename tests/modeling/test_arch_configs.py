@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from detectron2.config import LazyConfig, instantiate
+from released_layout import released_shapes
 
 from mematte_d2.modeling import (
     BATR,
@@ -22,7 +23,6 @@ from mematte_d2.modeling import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-TSV_DIR = Path("/work/shared/reference/upstream_state_dict")
 TINY = [
     "model.backbone.embed_dim=32",
     "model.backbone.num_heads=2",
@@ -49,24 +49,14 @@ def _build_on_meta(cfg) -> MEMatte:
         return instantiate(cfg.model)
 
 
-def _tsv_shapes(name: str) -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for line in (TSV_DIR / name).read_text().splitlines()[1:]:
-        key, shape, _ = line.split("\t")
-        shapes[key] = tuple(int(s) for s in shape.strip("()").split(",") if s)
-    return shapes
-
-
 def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
 @pytest.mark.parametrize("size", ["s", "b"])
 def test_composition1k_configs_match_released_state_dict(size):
-    if not TSV_DIR.exists():
-        pytest.skip("reference TSVs not available")
     model = _build_on_meta(_load(f"configs/Composition-1K/mematte_{size}_topk0.25.py"))
-    assert _shapes(model) == _tsv_shapes(f"mematte_{size}_topk0.25.tsv")
+    assert _shapes(model) == released_shapes(size)
     assert type(model.backbone) is RoutedViT and type(model.teacher_backbone) is ViTMatteEncoder
     assert type(model.decoder) is DetailCapture
 
@@ -74,12 +64,10 @@ def test_composition1k_configs_match_released_state_dict(size):
 @pytest.mark.parametrize("size", ["s", "b"])
 def test_vitmatte_configs_match_the_teacher_layout(size):
     """ViTMatte checkpoints = MEMatte's teacher encoder (as ``backbone.*``) + the decoder."""
-    if not TSV_DIR.exists():
-        pytest.skip("reference TSVs not available")
     model = _build_on_meta(_load(f"configs/common/models/vitmatte_{size}.py"))
     expected = {
         k.replace("teacher_backbone.", "backbone.", 1): v
-        for k, v in _tsv_shapes(f"mematte_{size}_topk0.25.tsv").items()
+        for k, v in released_shapes(size).items()
         if k.startswith(("teacher_backbone.", "decoder."))
     }
     assert _shapes(model) == expected
