@@ -3,7 +3,7 @@ and a cheap token refiner.
 
 Training: the router's decisions ``d`` (0/1, straight-through gradients) mix both branches run
 on all tokens, ``d * attention + (1 - d) * refiner``, and the attention is policy-masked: query
-``i`` sees kept keys and itself, with the stabilised normalisation of PAPER.md
+``i`` sees kept keys and itself, with the stabilised normalisation of docs/routing.md
 ``(e_ij m_ij + eps/N) / (sum_j e_ij m_ij + eps)``, ``e_ij = exp(s_ij - max_j s_ij)``, in fp32.
 Inference: the refiner runs on all tokens and global attention only among each image's kept
 tokens; the results are scattered over the refiner output.
@@ -52,7 +52,7 @@ def _row_max_scores(q: Tensor, k: Tensor, scale: float) -> Tensor:
 def policy_masked_attention(
     q: Tensor, k: Tensor, v: Tensor, keep: Tensor, eps: float = POLICY_EPS
 ) -> Tensor:
-    """Policy-masked attention of PAPER.md, exact, through one SDPA call in fp32 (autocast off).
+    """Policy-masked attention (docs/routing.md), exact, in one fp32 SDPA call (autocast off).
 
     ``q, k, v``: ``[B, heads, N, D]``; ``keep``: ``[B, N]`` decisions with values 0/1.
     With ``M_i`` the row max of the scores and ``c_i = (1 - d_i) exp(s_ii)`` the self term of a

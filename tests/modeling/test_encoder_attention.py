@@ -26,7 +26,7 @@ def explicit_rel_pos_attention(q, k, v, rel_pos_h, rel_pos_w, hw):
 
 
 def explicit_policy_attention(q, k, v, keep, eps=1e-6):
-    """PAPER.md: exp-scores times (d_j + (1 - d_j)[i == j]), (e + eps/N) / (sum e + eps)."""
+    """docs/routing.md: exp-scores times (d_j + (1 - d_j)[i == j]), (e + eps/N) / (sum e + eps)."""
     n = q.shape[2]
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
     policy = keep[:, None, None, :]
