@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
 from released_layout import released_shapes
 
+from mematte_d2.config import load_config
 from mematte_d2.modeling import (
     BATR,
     LTRM,
@@ -41,7 +42,7 @@ TINY = [
 
 
 def _load(rel_path: str, overrides=()):
-    return LazyConfig.apply_overrides(LazyConfig.load(str(ROOT / rel_path)), list(overrides))
+    return load_config(ROOT / rel_path, list(overrides))
 
 
 def _build_on_meta(cfg) -> MEMatte:
