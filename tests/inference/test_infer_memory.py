@@ -67,7 +67,7 @@ def test_default_auto_budget_fits_4096_on_24gb():
 
 
 def test_estimate_bounds_measured_peak_of_a_tiny_model():
-    from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS
+    from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS
 
     from mematte_d2.inference.memory_probe import measure
 
