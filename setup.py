@@ -6,13 +6,19 @@ on PyPI); `import mematte_d2` checks for them and says how to install what is mi
 
 from setuptools import find_packages, setup
 
+ZOO_CONFIGS = "mematte_d2.model_zoo.configs"
+
 setup(
     name="mematte_d2",
     version="0.1.0",
     description="MEMatte: memory-efficient trimap-based image matting as a detectron2 framework",
     license="MIT",
     python_requires=">=3.10",
-    packages=find_packages(include=["mematte_d2", "mematte_d2.*"]),
+    # configs/ stays where it is and is installed as mematte_d2/model_zoo/configs, where
+    # mematte_d2.model_zoo.get_config finds it (a source checkout reads configs/ directly).
+    packages=find_packages(include=["mematte_d2", "mematte_d2.*"]) + [ZOO_CONFIGS],
+    package_dir={ZOO_CONFIGS: "configs"},
+    package_data={ZOO_CONFIGS: ["**/*.py"]},
     install_requires=[
         "numpy>=1.24",
         "opencv-python-headless>=4.8",
@@ -37,6 +43,7 @@ setup(
             "mematte-evaluate-folder=mematte_d2.cli.evaluate_folder:main",
             "mematte-train=mematte_d2.cli.train:cli",
             "mematte-demo=mematte_d2.cli.demo:main",
+            "mematte-benchmark=mematte_d2.cli.benchmark:main",
         ]
     },
 )

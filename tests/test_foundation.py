@@ -52,3 +52,27 @@ def test_second_setup_run_installs_nothing():
                          text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "installing" not in out.stdout + out.stderr
+
+
+def test_repository_points_nowhere_outside_itself():
+    """No source, test, config or document names a file or folder outside the repository."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    # Spelled in pieces so that this file does not match itself.
+    forbidden = ("PAPER" + ".md", "METRICS" + ".md", "shared" + "/reference", "/" + "work/")
+    suffixes = {".py", ".md", ".toml", ".txt", ".cfg", ".in", ".sh", ".yaml", ".tsv"}
+    generated = {".git", ".venv", ".pytest_cache", ".ruff_cache", "__pycache__", "output", "build"}
+    offenders = []
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        parts = relative.parts
+        if generated.intersection(parts) or any(p.endswith(".egg-info") for p in parts):
+            continue
+        if not path.is_file():
+            continue
+        if path.suffix not in suffixes and path.name not in ("Makefile", "run"):
+            continue
+        text = path.read_text(errors="replace")
+        offenders += [f"{relative}: {word}" for word in forbidden if word in text]
+    assert not offenders, offenders

@@ -11,11 +11,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from detectron2.config import LazyConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from mematte_d2 import model_zoo
+from mematte_d2.config import load_config
+
 MODEL_CONFIGS = {
-    name: REPO_ROOT / "configs" / "common" / "models" / f"{name}.py"
+    name: Path(model_zoo.get_config_file(f"common/models/{name}.py"))
     for name in ("mematte_s", "mematte_b", "vitmatte_s", "vitmatte_b")
 }
 # Named variants: a model config plus overrides. "_dense" runs global attention with the full
@@ -48,7 +49,7 @@ def resolve_model(model: str) -> tuple[Path, list[str]]:
 def load_model_config(model: str, opts: list[str]):
     """The config of ``model`` with its variant's overrides, then ``opts``, applied."""
     path, overrides = resolve_model(model)
-    return LazyConfig.apply_overrides(LazyConfig.load(str(path)), overrides + list(opts))
+    return load_config(path, overrides + list(opts))
 
 
 @dataclass

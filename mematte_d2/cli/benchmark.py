@@ -33,7 +33,6 @@ from mematte_d2.benchmark.cases import (
     InferenceCase,
     TrainCase,
     load_model_config,
-    resolve_model,
 )
 from mematte_d2.benchmark.report import (
     INFERENCE_COLUMNS,
@@ -98,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for model in args.models:
         try:
-            resolve_model(model)
+            load_model_config(model, args.opts)  # the model name, then the overrides
         except ValueError as e:
             p.error(str(e))
     if args.max_memory.lower() != "none":

@@ -29,6 +29,7 @@ from mematte_d2.checkpoint import (
     load_state_dict,
     vitmatte_to_mematte,
 )
+from mematte_d2.config import ConfigError, load_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,11 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _build_model_state(args) -> dict[str, torch.Tensor]:
-    from detectron2.config import LazyConfig, instantiate
+    from detectron2.config import instantiate
 
-    cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), args.opts)
     torch.manual_seed(getattr(args, "seed", 0))
-    return instantiate(cfg.model).state_dict()
+    return instantiate(args.cfg.model).state_dict()
 
 
 def _convert(args) -> int:
@@ -87,7 +87,7 @@ def _convert(args) -> int:
         print(f"MEMatte initialisation: {len(state)} keys; student without {len(dropped)} "
               "global-block relative-position tables; teacher_backbone.* = full ViTMatte encoder")
     status = 0
-    if args.config_file:
+    if args.cfg is not None:
         model_state = _build_model_state(args)
         added = fill_missing_from(state, model_state)
         if added:
@@ -122,6 +122,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [word for word in extra if word.startswith("-") or "=" not in word]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra and not args.config_file:
+        parser.error(f"key=value overrides ({' '.join(extra)}) need --config-file")
     args.opts = extra
     return args
 
@@ -129,8 +131,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        args.cfg = load_config(args.config_file, args.opts) if args.config_file else None
         return _check(args) if args.command == "check" else _convert(args)
-    except (CheckpointError, ConversionError, FileNotFoundError) as e:
+    except (CheckpointError, ConversionError, ConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -1,6 +1,6 @@
 """The main job: train a small MEMatte on the synthetic set on CPU and evaluate before/after.
 
-Steps: generate the synthetic set if absent, build the quick-schedule config, evaluate the
+Steps: load the quick-schedule config, generate the synthetic set if absent, evaluate the
 untrained model, train, evaluate again, then write a report (metrics JSON, per-image CSVs, a
 PNG sheet of inputs, predictions and routing maps) and print where it is.
 """
@@ -17,19 +17,20 @@ from detectron2.config import LazyConfig
 from detectron2.utils.logger import setup_logger
 from tabulate import tabulate
 
+from mematte_d2 import model_zoo
+from mematte_d2.config import ConfigError, load_config
 from mematte_d2.data import get_matting_dataset_dicts
 from mematte_d2.data.synthetic import ensure_synthetic_dataset
-from mematte_d2.engine import MattingTrainer, apply_overrides, test_dataset_names
+from mematte_d2.engine import MattingTrainer, test_dataset_names
 from mematte_d2.engine.visualize import matting_sheet_row, stack_rows
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = str(REPO / "configs/quick_schedules/mematte_tiny_synthetic.py")
+DEMO_CONFIG = "quick_schedules/mematte_tiny_synthetic.py"
 METRICS = ("SAD", "MSE_x1e3", "Grad", "Conn")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config-file", default=CONFIG)
+    parser.add_argument("--config-file", help=f"default: the shipped {DEMO_CONFIG}")
     parser.add_argument("--output", default="output/demo", help="report and checkpoint folder")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="key=value config overrides")
     return parser.parse_args(argv)
@@ -56,13 +57,17 @@ def write_sheet(cfg, model: torch.nn.Module, path: Path, count: int = 4) -> None
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
+    try:
+        cfg = load_config(args.config_file or model_zoo.get_config_file(DEMO_CONFIG),
+                          [f"train.output_dir={args.output}", *args.opts])
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     logger = setup_logger(name="mematte_d2")
     setup_logger(name="detectron2")
     root = ensure_synthetic_dataset()
     logger.info("synthetic data set: %s", root)
 
-    cfg = LazyConfig.load(args.config_file)
-    apply_overrides(cfg, [f"train.output_dir={args.output}"] + list(args.opts))
     out = Path(cfg.train.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     LazyConfig.save(cfg, str(out / "config.yaml"))

@@ -237,15 +237,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     import torch
-    from detectron2.config import LazyConfig
 
+    from mematte_d2.config import load_config
     from mematte_d2.inference.predictor import MattingPredictor
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda given but CUDA is not available", file=sys.stderr)
         return 2
     try:
-        cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), args.opts)
+        cfg = load_config(args.config_file, args.opts)
         predictor = MattingPredictor(
             cfg, args.weights, device=args.device, max_memory=args.max_memory,
             precision=args.precision,

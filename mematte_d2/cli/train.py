@@ -3,20 +3,13 @@
 import os
 import sys
 
-from detectron2.config import LazyConfig
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from mematte_d2.checkpoint import CheckpointError, load_matting_weights
-from mematte_d2.engine import (
-    ConfigKeyError,
-    MattingTrainer,
-    apply_overrides,
-    check_datasets,
-    resolve_device,
-    test_dataset_names,
-)
+from mematte_d2.config import ConfigError, load_config
+from mematte_d2.engine import MattingTrainer, check_datasets, resolve_device, test_dataset_names
 from mematte_d2.utils.distributed import launch
 
 EPILOG = """
@@ -34,12 +27,6 @@ Examples:
 """
 
 
-def load_config(args):
-    """The config file with the command line's ``key=value`` overrides (unknown keys refused)."""
-    cfg = LazyConfig.load(args.config_file)
-    return apply_overrides(cfg, args.opts)
-
-
 def evaluate(cfg) -> dict:
     """``--eval-only``: build the model, load ``train.init_checkpoint`` strictly, evaluate."""
     if not cfg.train.get("init_checkpoint"):
@@ -52,7 +39,7 @@ def evaluate(cfg) -> dict:
 
 
 def main(args):
-    cfg = load_config(args)
+    cfg = load_config(args.config_file, args.opts)
     default_setup(cfg, args)
     setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="mematte_d2")
     if args.eval_only:
@@ -67,8 +54,10 @@ def run(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.config_file:
         parser.error("--config-file is required")
-    # Fail on a bad file, key or device here, before any process is started.
-    device = resolve_device(load_config(args), local_rank=0, local_size=args.num_gpus)
+    # A bad file, key, value or device stops here, before any process starts or config.yaml
+    # is written.
+    device = resolve_device(load_config(args.config_file, args.opts), local_rank=0,
+                            local_size=args.num_gpus)
     launch(
         main,
         args.num_gpus,
@@ -85,7 +74,7 @@ def cli(argv: list[str] | None = None) -> int:
     """Console entry point: errors in the setup print one line instead of a traceback."""
     try:
         return run(argv)
-    except (ConfigKeyError, CheckpointError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (ConfigError, CheckpointError, FileNotFoundError, KeyError, ValueError) as exc:
         if os.environ.get("MEMATTE_TRACEBACK"):
             raise
         if comm.is_main_process():

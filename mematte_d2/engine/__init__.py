@@ -1,6 +1,6 @@
 """Training engine: MattingTrainer and the pieces it is built from."""
 
-from .config import ConfigKeyError, apply_overrides
+from ..config import ConfigError, ConfigKeyError, apply_overrides, load_config
 from .hooks import MattingVisualizer, unwrap_model
 from .optim import ViTLayerDecay
 from .schedule import FractionalMultiStep, warmup_multistep
@@ -14,6 +14,7 @@ from .trainer import (
 )
 
 __all__ = [
+    "ConfigError",
     "ConfigKeyError",
     "FractionalMultiStep",
     "MattingStepRunner",
@@ -22,6 +23,7 @@ __all__ = [
     "ViTLayerDecay",
     "apply_overrides",
     "check_datasets",
+    "load_config",
     "resolve_device",
     "test_dataset_names",
     "train_dataset_names",

@@ -1,8 +1,8 @@
 """SAD, MSE, Grad and Conn exactly as the official Deep Image Matting MATLAB evaluation.
 
 Semantics follow compute_sad_loss.m, compute_mse_loss.m, compute_gradient_loss.m (with
-gaussgradient.m), compute_connectivity_error.m and the scaling of evaluate.m; see
-/work/shared/reference/METRICS.md. Inputs are 8-bit HxW arrays as read from PNG files: the
+gaussgradient.m), compute_connectivity_error.m and the scaling of evaluate.m; docs/metrics.md
+states them. Inputs are 8-bit HxW arrays as read from PNG files: the
 prediction, the ground-truth alpha and the trimap (codes 0 / 128 / 255, unknown = 128).
 
 Per image: SAD / 1000, MSE unscaled (papers print it x 1e3), Grad / 1000, Conn / 1000.

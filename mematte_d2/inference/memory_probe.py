@@ -12,6 +12,8 @@ import json
 import subprocess
 import sys
 
+from mematte_d2.config import ConfigError, load_config
+
 from .memory import format_bytes
 
 
@@ -19,13 +21,12 @@ def _measure_here(config_file: str, opts: list[str], height: int, width: int,
                   max_tokens: int | None, tile_size: int | None) -> dict:
     import numpy as np
     import torch
-    from detectron2.config import LazyConfig
 
     from .memory import estimate_peak_memory, model_dims, peak_rss_bytes
     from .predictor import MattingPredictor
 
     torch.manual_seed(0)
-    cfg = LazyConfig.apply_overrides(LazyConfig.load(config_file), opts)
+    cfg = load_config(config_file, opts)
     predictor = MattingPredictor(cfg, device="cpu", max_memory=None)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -76,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         row = _measure_here(args.config_file, args.opts, h, w, args.max_tokens, args.tile_size)
         print(json.dumps(row))
         return 0
+    try:  # a bad config or override is refused here, not once per child
+        load_config(args.config_file, args.opts)
+    except (ConfigError, FileNotFoundError) as e:
+        p.exit(2, f"error: {e}\n")
     header = ("size", "cap", "routed", "tile", "RSS before", "peak RSS", "estimate")
     print("{:>11} {:>6} {:>6} {:>5} {:>10} {:>10} {:>10} ratio".format(*header))
     for h, w in sizes:

@@ -1,6 +1,6 @@
 """MattingPredictor: alpha mattes from numpy images and trimaps in three lines of Python.
 
-    cfg = LazyConfig.load("configs/Composition-1K/mematte_s_topk0.25.py")
+    cfg = model_zoo.get_config("Composition-1K/mematte_s_topk0.25.py")  # mematte_d2.model_zoo
     predictor = MattingPredictor(cfg, "mematte_s.pth")
     alpha = predictor(image_rgb_uint8, trimap_uint8)
 

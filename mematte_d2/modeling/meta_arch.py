@@ -50,8 +50,8 @@ class MEMatte(nn.Module):
             for routed encoders, "routing", "keep_ratios" and "routing_loss".
         decoder: maps (features, 4-channel input) to alpha [B, 1, H, W].
         criterion: matting losses (default: all four of the recipe).
-        teacher_backbone: frozen encoder distilled into ``backbone``; None (or the string "None"
-            that a command-line override produces) = no teacher, no distillation.
+        teacher_backbone: frozen encoder distilled into ``backbone``; None = no teacher, no
+            distillation.
         pixel_mean, pixel_std: RGB normalisation on the 0-255 scale.
         size_divisibility: inputs are zero-padded bottom/right to a multiple of this.
         distill_loss_weight, keep_ratio_loss_weight: multipliers of those two losses.
@@ -79,8 +79,6 @@ class MEMatte(nn.Module):
         tile_context: int = 64,
     ):
         super().__init__()
-        if isinstance(teacher_backbone, str) and teacher_backbone.lower() in ("none", "null"):
-            teacher_backbone = None  # `model.teacher_backbone=None` given on a command line
         for name, module in (("backbone", backbone), ("decoder", decoder)):
             if not isinstance(module, nn.Module):
                 raise TypeError(

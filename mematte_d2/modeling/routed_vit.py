@@ -3,7 +3,7 @@ and a cheap token refiner.
 
 Training: the router's decisions ``d`` (0/1, straight-through gradients) mix both branches run
 on all tokens, ``d * attention + (1 - d) * refiner``, and the attention is policy-masked: query
-``i`` sees kept keys and itself, with the paper's stabilised normalisation
+``i`` sees kept keys and itself, with the stabilised normalisation of docs/routing.md
 ``(e_ij m_ij + eps/N) / (sum_j e_ij m_ij + eps)``, ``e_ij = exp(s_ij - max_j s_ij)``, in fp32.
 Inference: the refiner runs on all tokens and global attention only among each image's kept
 tokens; the results are scattered over the refiner output.
@@ -70,7 +70,7 @@ def _pad_head_dim(x: Tensor) -> Tensor:
 def policy_masked_attention(
     q: Tensor, k: Tensor, v: Tensor, keep: Tensor, eps: float = POLICY_EPS
 ) -> Tensor:
-    """The paper's policy-masked attention, exact, through one SDPA call in fp32
+    """Policy-masked attention (docs/routing.md), exact, through one SDPA call in fp32
     (or the inputs' dtype if wider; autocast off).
 
     ``q, k, v``: ``[B, heads, N, D]``; ``keep``: ``[B, N]`` decisions with values 0/1.

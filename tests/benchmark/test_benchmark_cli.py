@@ -4,7 +4,7 @@ import csv
 import math
 
 import matplotlib.image
-from bench_tiny import VITMATTE_OPTS
+from tiny_models import FAST_VITMATTE_OPTS
 
 from mematte_d2.benchmark.report import INFERENCE_COLUMNS
 from mematte_d2.cli.benchmark import main
@@ -25,7 +25,7 @@ def test_benchmark_writes_table_csv_and_plot(tmp_path):
     argv = ["--models", "mematte_s", "vitmatte_s", "vitmatte_s_dense", "--sizes", str(SIZE),
             "--repeats", "2",
             "--threads", "1", "--tile-size", "0", "--keep-ratio", "0.25", "--output", str(out),
-            *CPU_FP32, "--opts", *VITMATTE_OPTS]
+            *CPU_FP32, "--opts", *FAST_VITMATTE_OPTS]
     assert main(argv) == 0
 
     with open(out / "inference.csv", newline="") as f:
@@ -59,7 +59,7 @@ def test_cases_estimated_over_the_memory_limit_are_skipped(tmp_path):
     out = tmp_path / "bench"
     argv = ["--models", "vitmatte_s_dense", "--sizes", str(SIZE), "4096", "--repeats", "1",
             "--threads", "1", "--tile-size", "0", "--max-memory", "4GB", "--output", str(out),
-            *CPU_FP32, "--opts", *VITMATTE_OPTS]
+            *CPU_FP32, "--opts", *FAST_VITMATTE_OPTS]
     assert main(argv) == 0
     small, huge = _rows(out / "inference.csv")
     assert small["status"] == "ok", small
@@ -90,7 +90,7 @@ def test_failing_and_skipped_cases_are_reported_not_raised(tmp_path):
     out = tmp_path / "bench"
     argv = ["--models", str(broken), "vitmatte_s", "--sizes", str(SIZE), "--repeats", "1",
             "--threads", "1", "--tile-size", "0", "--skip", f"vitmatte_s@{SIZE}",
-            "--output", str(out), *CPU_FP32, "--opts", *VITMATTE_OPTS]
+            "--output", str(out), *CPU_FP32, "--opts", *FAST_VITMATTE_OPTS]
     assert main(argv) == 0
     rows = _rows(out / "inference.csv")
     assert [r["model"] for r in rows] == [str(broken), "vitmatte_s"]

@@ -2,7 +2,7 @@
 
 import torch
 import torch.nn.functional as F
-from bench_tiny import MEMATTE_OPTS, VITMATTE_OPTS
+from tiny_models import FAST_MEMATTE_OPTS, FAST_VITMATTE_OPTS
 from torch import nn
 
 from mematte_d2.benchmark.cases import synthetic_pair
@@ -37,14 +37,14 @@ def _gflops(model_name: str, opts: list[str], keep_ratio: float) -> tuple[float,
 
 def test_mematte_count_lies_between_routed_only_and_all_global():
     # The smallest budget routing_budget accepts: one token per image to global attention.
-    none_global, unsupported = _gflops("mematte_s", MEMATTE_OPTS, 1e-9)
-    quarter, _ = _gflops("mematte_s", MEMATTE_OPTS, 0.25)
-    all_global, _ = _gflops("mematte_s", MEMATTE_OPTS, 1.0)
+    none_global, unsupported = _gflops("mematte_s", FAST_MEMATTE_OPTS, 1e-9)
+    quarter, _ = _gflops("mematte_s", FAST_MEMATTE_OPTS, 0.25)
+    all_global, _ = _gflops("mematte_s", FAST_MEMATTE_OPTS, 1.0)
     assert none_global < quarter < all_global
     assert not unsupported, f"ops skipped by the count: {dict(unsupported)}"
 
 
 def test_vitmatte_has_no_uncounted_ops():
-    total, unsupported = _gflops("vitmatte_s", VITMATTE_OPTS, 0.25)
+    total, unsupported = _gflops("vitmatte_s", FAST_VITMATTE_OPTS, 0.25)
     assert total > 0
     assert not unsupported, f"ops skipped by the count: {dict(unsupported)}"

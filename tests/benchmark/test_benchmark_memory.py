@@ -1,13 +1,13 @@
 """Fresh-process peak memory: positive, growing with resolution; time-outs are reported."""
 
-from bench_tiny import VITMATTE_OPTS
+from tiny_models import FAST_VITMATTE_OPTS
 
 from mematte_d2.benchmark import InferenceCase, run_case
 
 
 def _case(size: int) -> InferenceCase:
     return InferenceCase(model="mematte_s", size=size, tile_size=0, threads=1, repeats=1,
-                         opts=VITMATTE_OPTS)
+                         opts=FAST_VITMATTE_OPTS)
 
 
 def test_peak_memory_of_a_fresh_process_grows_with_resolution():

@@ -2,7 +2,7 @@
 
 import csv
 
-from bench_tiny import MEMATTE_OPTS, VITMATTE_OPTS
+from tiny_models import FAST_MEMATTE_OPTS, FAST_VITMATTE_OPTS
 
 from mematte_d2.benchmark import TrainCase, run_case
 from mematte_d2.benchmark.report import TRAIN_COLUMNS, train_markdown, train_row
@@ -12,7 +12,7 @@ from mematte_d2.cli.benchmark import main
 def test_train_benchmark_runs_mematte_with_and_without_teacher(tmp_path):
     out = tmp_path / "bench"
     argv = ["--train", "--models", "mematte_s", "--crop-size", "64", "--batch-size", "2",
-            "--repeats", "1", "--threads", "1", "--output", str(out), "--opts", *MEMATTE_OPTS]
+            "--repeats", "1", "--threads", "1", "--output", str(out), "--opts", *FAST_MEMATTE_OPTS]
     assert main(argv) == 0
     with open(out / "training.csv", newline="") as f:
         reader = csv.DictReader(f)
@@ -31,7 +31,7 @@ def test_train_benchmark_runs_mematte_with_and_without_teacher(tmp_path):
 
 
 def test_routers_and_refiners_memory_is_measured_in_training():
-    case = TrainCase(model="mematte_s", crop_size=64, repeats=1, threads=1, opts=MEMATTE_OPTS)
+    case = TrainCase(model="mematte_s", crop_size=64, repeats=1, threads=1, opts=FAST_MEMATTE_OPTS)
     result = run_case(case)
     assert result["status"] == "ok", result
     # Routers and LTRMs run on every token in training and keep activations for backward:
@@ -43,7 +43,8 @@ def test_routers_and_refiners_memory_is_measured_in_training():
 
 
 def test_train_case_of_vitmatte_has_no_routing_parameters():
-    case = TrainCase(model="vitmatte_s", crop_size=64, repeats=1, threads=1, opts=VITMATTE_OPTS)
+    case = TrainCase(model="vitmatte_s", crop_size=64, repeats=1, threads=1,
+                     opts=FAST_VITMATTE_OPTS)
     row = train_row(case, run_case(case))
     assert row["status"] == "ok", row
     assert row["params_routing_m"] == 0 and row["params_frozen_m"] == 0

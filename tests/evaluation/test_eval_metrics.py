@@ -1,4 +1,5 @@
-"""SAD / MSE / Grad / Conn against hand-computed values and slow references from METRICS.md."""
+"""SAD / MSE / Grad / Conn against hand-computed values and slow references written from
+the definitions in docs/metrics.md."""
 
 import math
 import warnings
@@ -18,7 +19,7 @@ from mematte_d2.evaluation import (
 U = 128
 
 
-# ---------------------------------------------------------------- slow references (METRICS.md)
+# ------------------------------------------------------------ slow references (docs/metrics.md)
 def ref_mat2gray(x):
     x = x.astype(np.float64)
     return (x - x.min()) / (x.max() - x.min())

@@ -14,8 +14,8 @@ import torch
 from detectron2.config import instantiate
 from file_limits import file_size_limit
 from hostile_files import leftovers, png_header_only
-from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
 from PIL import ExifTags, Image, ImageOps
+from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
 
 from mematte_d2.cli.predict import main
 from mematte_d2.inference import MattingPredictor

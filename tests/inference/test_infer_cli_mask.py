@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from detectron2.config import instantiate
-from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
+from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
 
 from mematte_d2.cli.predict import main
 from mematte_d2.inference import MattingPredictor

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from detectron2.config import instantiate
-from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS, VITMATTE_CONFIG, VITMATTE_OPTS, tiny_cfg
+from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS, VITMATTE_CONFIG, VITMATTE_OPTS, tiny_cfg
 
 from mematte_d2.checkpoint import (
     fill_missing_from,
@@ -22,7 +22,7 @@ transformers = pytest.importorskip("transformers")
 
 
 def _tiny_hf_vitmatte():
-    """Random transformers VitMatte with the tiny layout of infer_tiny (global blocks 2 and 5)."""
+    """Random transformers VitMatte with the tiny layout of tiny_models (global blocks 2 and 5)."""
     backbone = transformers.VitDetConfig(
         hidden_size=32, num_hidden_layers=6, num_attention_heads=2, num_channels=4,
         image_size=512, pretrain_image_size=224, window_size=4,

@@ -74,7 +74,7 @@ def test_default_auto_budget_fits_4096_on_24gb():
 
 
 def test_estimate_bounds_measured_peak_of_a_tiny_model():
-    from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS
+    from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS
 
     from mematte_d2.inference.memory_probe import measure
 
@@ -101,7 +101,7 @@ class Unstated(torch.nn.Module):
 
 def test_estimate_takes_the_refiners_cost_from_the_refiner():
     from detectron2.config import LazyConfig, instantiate
-    from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS
+    from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS
 
     from mematte_d2.modeling import TOKEN_REFINER_REGISTRY
 
@@ -127,7 +127,7 @@ def test_estimate_takes_the_refiners_cost_from_the_refiner():
 @pytest.mark.slow
 def test_estimate_bounds_measured_peak_with_a_swapped_refiner():
     # ~2 GB peak, ~1 min on the 2-core box: the refiner's 1.2 GB dominate the encoder stage
-    from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS
+    from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS
 
     from mematte_d2.inference.memory_probe import measure
 
@@ -183,7 +183,7 @@ def test_auto_budget_counts_cached_blocks_and_resident_bytes_once(monkeypatch):
 
 
 def test_second_identical_image_gets_the_same_cap_on_a_cuda_like_allocator(monkeypatch):
-    from infer_tiny import tiny_cfg
+    from tiny_models import tiny_cfg
 
     from mematte_d2.inference import MattingPredictor
 

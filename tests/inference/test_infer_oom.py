@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from infer_tiny import tiny_cfg
+from tiny_models import tiny_cfg
 
 from mematte_d2.inference import MattingPredictor
 from mematte_d2.inference.memory import MemoryBudgetError
@@ -74,7 +74,7 @@ def test_predict_cli_reports_the_image_that_ran_out_of_memory_and_goes_on(
 ):
     import cv2
     from detectron2.config import instantiate
-    from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS
+    from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS
 
     from mematte_d2.cli.predict import main
     from mematte_d2.modeling import MEMatte

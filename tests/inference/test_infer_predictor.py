@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from detectron2.config import instantiate
-from infer_tiny import tiny_cfg
+from tiny_models import tiny_cfg
 
 from mematte_d2.checkpoint import CheckpointError
 from mematte_d2.inference import MattingPredictor

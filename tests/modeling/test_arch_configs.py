@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
+from released_layout import released_shapes
+from tiny_models import MEMATTE_OPTS
 
+from mematte_d2.config import load_config
 from mematte_d2.modeling import (
     BATR,
     LTRM,
@@ -22,39 +25,18 @@ from mematte_d2.modeling import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-TSV_DIR = Path("/work/shared/reference/upstream_state_dict")
-TINY = [
-    "model.backbone.embed_dim=32",
-    "model.backbone.num_heads=2",
-    "model.backbone.depth=4",
-    "model.backbone.window_size=4",
-    "model.backbone.window_block_indexes=[0,2]",
-    "model.backbone.residual_block_indexes=[1,3]",
-    "model.teacher_backbone.embed_dim=32",
-    "model.teacher_backbone.num_heads=2",
-    "model.teacher_backbone.depth=4",
-    "model.teacher_backbone.window_size=4",
-    "model.teacher_backbone.window_block_indexes=[0,2]",
-    "model.teacher_backbone.residual_block_indexes=[1,3]",
-    "model.decoder.in_chans=32",
-]
+
+
+COMP1K_S = "configs/Composition-1K/mematte_s_topk0.25.py"
 
 
 def _load(rel_path: str, overrides=()):
-    return LazyConfig.apply_overrides(LazyConfig.load(str(ROOT / rel_path)), list(overrides))
+    return load_config(ROOT / rel_path, list(overrides))
 
 
 def _build_on_meta(cfg) -> MEMatte:
     with torch.device("meta"):  # layout only: no memory, no initialisation cost
         return instantiate(cfg.model)
-
-
-def _tsv_shapes(name: str) -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for line in (TSV_DIR / name).read_text().splitlines()[1:]:
-        key, shape, _ = line.split("\t")
-        shapes[key] = tuple(int(s) for s in shape.strip("()").split(",") if s)
-    return shapes
 
 
 def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
@@ -63,10 +45,8 @@ def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
 
 @pytest.mark.parametrize("size", ["s", "b"])
 def test_composition1k_configs_match_released_state_dict(size):
-    if not TSV_DIR.exists():
-        pytest.skip("reference TSVs not available")
     model = _build_on_meta(_load(f"configs/Composition-1K/mematte_{size}_topk0.25.py"))
-    assert _shapes(model) == _tsv_shapes(f"mematte_{size}_topk0.25.tsv")
+    assert _shapes(model) == released_shapes(size)
     assert type(model.backbone) is RoutedViT and type(model.teacher_backbone) is ViTMatteEncoder
     assert type(model.decoder) is DetailCapture
 
@@ -74,12 +54,10 @@ def test_composition1k_configs_match_released_state_dict(size):
 @pytest.mark.parametrize("size", ["s", "b"])
 def test_vitmatte_configs_match_the_teacher_layout(size):
     """ViTMatte checkpoints = MEMatte's teacher encoder (as ``backbone.*``) + the decoder."""
-    if not TSV_DIR.exists():
-        pytest.skip("reference TSVs not available")
     model = _build_on_meta(_load(f"configs/common/models/vitmatte_{size}.py"))
     expected = {
         k.replace("teacher_backbone.", "backbone.", 1): v
-        for k, v in _tsv_shapes(f"mematte_{size}_topk0.25.tsv").items()
+        for k, v in released_shapes(size).items()
         if k.startswith(("teacher_backbone.", "decoder."))
     }
     assert _shapes(model) == expected
@@ -87,15 +65,15 @@ def test_vitmatte_configs_match_the_teacher_layout(size):
 
 
 def test_one_line_overrides_change_the_instantiated_model():
-    cfg = _load("configs/Composition-1K/mematte_s_topk0.25.py", TINY)
+    cfg = _load(COMP1K_S, MEMATTE_OPTS)
     default = _build_on_meta(cfg)
     assert type(default.backbone.routers[0]) is LocalGlobalRouter
-    assert type(default.backbone.blocks[1].efficient_block) is LTRM
+    assert type(default.backbone.blocks[2].efficient_block) is LTRM
     assert isinstance(default.backbone.routing_policy, BATR)
     overridden = _build_on_meta(
         _load(
-            "configs/Composition-1K/mematte_s_topk0.25.py",
-            TINY
+            COMP1K_S,
+            MEMATTE_OPTS
             + [
                 "model.backbone.router=LocalRouter",
                 "model.backbone.refiner=MLPRefiner",
@@ -107,7 +85,7 @@ def test_one_line_overrides_change_the_instantiated_model():
         )
     )
     assert type(overridden.backbone.routers[0]) is LocalRouter
-    assert type(overridden.backbone.blocks[1].efficient_block) is MLPRefiner
+    assert type(overridden.backbone.blocks[2].efficient_block) is MLPRefiner
     assert isinstance(overridden.backbone.routing_policy, FixedTopK)
     assert overridden.backbone.routing_policy.keep_ratio == 0.5
     assert overridden.backbone.max_tokens == 7
@@ -118,26 +96,15 @@ def test_one_line_overrides_change_the_instantiated_model():
 
 @pytest.mark.parametrize("spelling", ["None", "null"])
 def test_command_line_teacher_none_removes_the_teacher(spelling):
-    cfg = _load(
-        "configs/Composition-1K/mematte_s_topk0.25.py", [f"model.teacher_backbone={spelling}"]
-    )
+    cfg = _load(COMP1K_S, [f"model.teacher_backbone={spelling}"])
     assert _build_on_meta(cfg).teacher_backbone is None
 
 
 def test_bad_overrides_fail_clearly():
     with pytest.raises(KeyError, match="LocalGlobalRouter"):
-        _build_on_meta(
-            _load(
-                "configs/Composition-1K/mematte_s_topk0.25.py",
-                TINY + ["model.backbone.router=NoSuchRouter"],
-            )
-        )
+        _build_on_meta(_load(COMP1K_S, MEMATTE_OPTS + ["model.backbone.router=NoSuchRouter"]))
     with pytest.raises(ValueError, match="decoder.in_chans"):
-        _build_on_meta(
-            _load(
-                "configs/Composition-1K/mematte_s_topk0.25.py", TINY + ["model.decoder.in_chans=64"]
-            )
-        )
+        _build_on_meta(_load(COMP1K_S, MEMATTE_OPTS + ["model.decoder.in_chans=64"]))
 
 
 def _sample(h, w, seed):
@@ -154,7 +121,7 @@ def _sample(h, w, seed):
 
 def test_tiny_config_trains_one_step_and_infers_quickly():
     start = time.perf_counter()
-    model = instantiate(_load("configs/Composition-1K/mematte_s_topk0.25.py", TINY).model)
+    model = instantiate(_load(COMP1K_S, MEMATTE_OPTS).model)
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     losses = model([_sample(64, 64, 0), _sample(64, 64, 1)])
@@ -181,7 +148,7 @@ def test_tiny_config_trains_one_step_and_infers_quickly():
 
 
 def test_real_encoder_batched_inference_equals_per_image_and_budget_caps():
-    model = instantiate(_load("configs/Composition-1K/mematte_s_topk0.25.py", TINY).model).eval()
+    model = instantiate(_load(COMP1K_S, MEMATTE_OPTS).model).eval()
     model.tile_size = 0  # tiles are per image by construction; keep this test fast
     items = [_sample(64, 96, 4), _sample(64, 96, 5), _sample(20, 20, 6)]
     with torch.no_grad():
@@ -203,7 +170,7 @@ def test_real_encoder_batched_inference_equals_per_image_and_budget_caps():
 @pytest.mark.parametrize("case", ["all_unknown", "all_foreground", "one_pixel_band"])
 def test_real_model_losses_are_finite_on_degenerate_small_inputs(case):
     """20 x 33: smaller than one window and not a multiple of 32 on either side."""
-    model = instantiate(_load("configs/Composition-1K/mematte_s_topk0.25.py", TINY).model).train()
+    model = instantiate(_load(COMP1K_S, MEMATTE_OPTS).model).train()
     item = _sample(20, 33, 7)
     if case == "all_unknown":
         item["trimap"] = torch.full((1, 20, 33), 128.0)

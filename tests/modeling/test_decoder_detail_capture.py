@@ -1,24 +1,10 @@
 """DetailCapture: checkpoint names/shapes, equivalence with the HF ViTMatte port, fusion order."""
 
-from pathlib import Path
-
 import pytest
 import torch
+from released_layout import released_shapes
 
 from mematte_d2.modeling.decoder import DetailCapture
-
-TSV_DIR = Path("/work/shared/reference/upstream_state_dict")
-
-
-def _tsv_decoder_shapes(name: str) -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for line in (TSV_DIR / name).read_text().splitlines()[1:]:
-        key, shape, _ = line.split("\t")
-        if key.startswith("decoder."):
-            shapes[key[len("decoder.") :]] = tuple(
-                int(s) for s in shape.strip("()").split(",") if s
-            )
-    return shapes
 
 
 def _randomise(module: torch.nn.Module) -> None:
@@ -31,14 +17,10 @@ def _randomise(module: torch.nn.Module) -> None:
                 tensor.copy_(values + 0.5 if "running_var" in name else values - 0.5)
 
 
-@pytest.mark.parametrize(
-    "tsv, in_chans", [("mematte_s_topk0.25.tsv", 384), ("mematte_b_topk0.25.tsv", 768)]
-)
-def test_decoder_state_dict_matches_release(tsv, in_chans):
-    if not TSV_DIR.exists():
-        pytest.skip("reference TSVs not available")
+@pytest.mark.parametrize("variant, in_chans", [("s", 384), ("b", 768)])
+def test_decoder_state_dict_matches_release(variant, in_chans):
     ours = {k: tuple(v.shape) for k, v in DetailCapture(in_chans=in_chans).state_dict().items()}
-    assert ours == _tsv_decoder_shapes(tsv)
+    assert ours == released_shapes(variant, "decoder.")
 
 
 def test_decoder_matches_hf_vitmatte_detail_capture():

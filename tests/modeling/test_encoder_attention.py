@@ -26,8 +26,8 @@ def explicit_rel_pos_attention(q, k, v, rel_pos_h, rel_pos_w, hw):
 
 
 def explicit_policy_attention(q, k, v, keep, eps=1e-6):
-    """The paper's masked softmax as the release writes it: exp-scores minus the (undetached) row
-    max times (d_j + (1 - d_j)[i == j]), then (e + eps/N) / (sum e + eps)."""
+    """docs/routing.md's masked softmax as the release writes it: exp-scores minus the
+    (undetached) row max times (d_j + (1 - d_j)[i == j]), then (e + eps/N) / (sum e + eps)."""
     n = q.shape[2]
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
     policy = keep[:, None, None, :]

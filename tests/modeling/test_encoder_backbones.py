@@ -1,10 +1,10 @@
 """RoutedViT (MEMatte student) and ViTMatteEncoder (teacher / baseline): layout and behaviour."""
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from released_layout import released_shapes
 
 from mematte_d2.modeling import (
     BATR,
@@ -20,7 +20,6 @@ from mematte_d2.modeling import (
 )
 from mematte_d2.modeling.vit import Block
 
-TSV_DIR = Path("/work/shared/reference/upstream_state_dict")
 TINY = dict(
     embed_dim=64,
     num_heads=4,
@@ -39,25 +38,13 @@ def tiny_teacher(**overrides):
     return ViTMatteEncoder(**{**TINY, "img_size": 128, **overrides})
 
 
-def reference_shapes(name: str, prefix: str) -> dict[str, tuple[int, ...]]:
-    path = TSV_DIR / f"{name}.tsv"
-    if not path.exists():
-        pytest.skip(f"reference table {path} not available")
-    shapes = {}
-    for line in path.read_text().splitlines()[1:]:
-        key, shape, _ = line.split("\t")
-        if key.startswith(prefix):
-            shapes[key[len(prefix) :]] = tuple(int(s) for s in shape.strip("()").split(",") if s)
-    return shapes
-
-
 @pytest.mark.parametrize("variant,dim,heads", [("s", 384, 6), ("b", 768, 12)])
 def test_parameter_layout_matches_released_checkpoints(variant, dim, heads):
     with torch.device("meta"):
         student = RoutedViT(embed_dim=dim, num_heads=heads)
         teacher = ViTMatteEncoder(embed_dim=dim, num_heads=heads)
     for module, prefix in ((student, "backbone."), (teacher, "teacher_backbone.")):
-        expected = reference_shapes(f"mematte_{variant}_topk0.25", prefix)
+        expected = released_shapes(variant, prefix)
         got = {k: tuple(v.shape) for k, v in module.state_dict().items()}
         assert got == expected
 

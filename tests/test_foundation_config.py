@@ -1,0 +1,149 @@
+"""One override dialect: load_config refuses bad keys, types and values; every CLI uses it."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mematte_d2 import model_zoo
+from mematte_d2.cli import benchmark, convert_checkpoint, demo, predict, train
+from mematte_d2.config import ConfigError, ConfigKeyError, load_config
+from mematte_d2.inference import memory_probe
+from mematte_d2.modeling import MEMatte
+
+QUICK = model_zoo.get_config_file("quick_schedules/mematte_tiny_synthetic.py")
+MODEL = model_zoo.get_config_file("common/models/mematte_s.py")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.max_iter=abc", "train.max_iter=abc: expected an integer"),
+        ("train.amp.enabled=1", "expected a bool"),
+        ("optimizer.lr=fast", "expected a number"),
+        ("model.backbone.max_tokens=many", r"declared int \| None"),  # default None: annotation
+        ("model.backbone.window_block_indexes=[0,2.5]", "item 2.5 is not an integer"),
+        ("model.backbone.depth=[4]", "expected an integer"),
+        ("model.decoder=3", "is a config node"),
+        ("model.backbone=None", "model.backbone is a required part"),
+        ("train.max_iter=None", "train.max_iter cannot be None"),
+        ("train.checkpointer.period=0", r"train.checkpointer.period must be >= 1, got 0"),
+        ("train.clip_grad.max_norm=0", r"must be > 0"),
+        ("train.eval_period=-5", r"must be >= 0"),
+        ("train.max_iter=[1", "cannot read the value"),
+    ],
+)
+def test_wrong_types_and_values_are_refused_with_the_key_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(QUICK, [override])
+
+
+def test_unknown_keys_list_config_keys_and_target_arguments():
+    with pytest.raises(ConfigKeyError) as info:
+        load_config(QUICK, ["model.backbone.nope=1"])
+    text = str(info.value)
+    assert "'model.backbone.nope' does not exist" in text
+    assert "keep_ratio" in text and "inference_keep_ratio" in text  # config key, RoutedViT arg
+
+
+@pytest.mark.parametrize("spelling", ["None", "null"])
+def test_none_is_read_once_in_the_loader(spelling):
+    cfg = load_config(MODEL, [f"model.teacher_backbone={spelling}",
+                              f"model.backbone.max_tokens={spelling}"])
+    assert cfg.model.teacher_backbone is None and cfg.model.backbone.max_tokens is None
+    cfg = load_config(QUICK, [f"train.checkpointer.max_to_keep={spelling}"])
+    assert cfg.train.checkpointer.max_to_keep is None
+
+
+def test_accepted_values_keep_their_meaning():
+    cfg = load_config(QUICK, [
+        "train.output_dir=2024",  # a folder named 2024, not the number
+        "model.backbone.keep_ratio=1",  # an integer where the config has a float
+        "model.backbone.max_tokens=7",
+        "model.backbone.inference_keep_ratio=0.3",  # a RoutedViT argument the config leaves out
+        "train.amp.enabled=true",
+        "model.backbone.window_block_indexes=[0,2]",
+    ])
+    assert cfg.train.output_dir == "2024"
+    assert cfg.model.backbone.keep_ratio == 1 and cfg.model.backbone.max_tokens == 7
+    assert cfg.model.backbone.inference_keep_ratio == pytest.approx(0.3)
+    assert cfg.train.amp.enabled is True
+    assert list(cfg.model.backbone.window_block_indexes) == [0, 2]
+
+
+def test_missing_config_file_is_named():
+    with pytest.raises(FileNotFoundError, match="no_such.py"):
+        load_config("no_such.py")
+
+
+def test_the_model_does_not_parse_strings_for_none():
+    from mematte_d2.modeling import DetailCapture, RoutedViT
+
+    with pytest.raises(TypeError, match="teacher_backbone must be an nn.Module or None"):
+        MEMatte(backbone=RoutedViT(embed_dim=32, num_heads=2, depth=2, window_size=4,
+                                   window_block_indexes=[0], residual_block_indexes=[1]),
+                decoder=DetailCapture(in_chans=32), teacher_backbone="None")
+
+
+# ------------------------------------------------------------------------- every entry point
+class _ModelBuilt(BaseException):
+    """Raised by a model constructor in these tests; no CLI handler catches it."""
+
+
+@pytest.fixture
+def no_model_building(monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise _ModelBuilt("a model was built before the override was checked")
+
+    monkeypatch.setattr(MEMatte, "__init__", refuse)
+
+
+def _exit_code(main, argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse's parser.error / parser.exit
+        return e.code
+
+
+def _predict_inputs(tmp: Path) -> list[str]:
+    cv2.imwrite(str(tmp / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    cv2.imwrite(str(tmp / "a_trimap.png"), np.full((32, 32), 128, np.uint8))
+    return ["--input", str(tmp / "a.png"), "--trimap", str(tmp / "a_trimap.png"),
+            "--output", str(tmp / "out")]
+
+
+def _entry_points(tmp: Path) -> dict:
+    return {
+        "train": (train.cli, ["--config-file", QUICK, f"train.output_dir={tmp / 'train'}"]),
+        "demo": (demo.main, ["--output", str(tmp / "demo")]),
+        "predict": (predict.main, ["--config-file", MODEL, *_predict_inputs(tmp)]),
+        "convert_checkpoint": (convert_checkpoint.main,
+                               ["check", str(tmp / "absent.pth"), "--config-file", MODEL]),
+        "benchmark": (benchmark.main, ["--models", "mematte_s", "--output", str(tmp / "b"),
+                                       "--opts"]),
+        "memory_probe": (memory_probe.main, ["--config-file", MODEL]),
+    }
+
+
+@pytest.mark.parametrize(
+    "cli", ["train", "demo", "predict", "convert_checkpoint", "benchmark", "memory_probe"]
+)
+def test_every_cli_refuses_an_unknown_key_before_building_a_model(
+    cli, tmp_path, capsys, no_model_building
+):
+    main, argv = _entry_points(tmp_path)[cli]
+    assert _exit_code(main, argv + ["model.backbone.nope=1"]) == 2
+    err = capsys.readouterr().err
+    assert "model.backbone.nope" in err and "known here: depth, embed_dim" in err
+
+
+@pytest.mark.parametrize("override", ["train.max_iter=abc", "train.checkpointer.period=0"])
+@pytest.mark.parametrize("cli", ["train", "demo"])
+def test_training_entry_points_refuse_bad_values_and_write_no_config(
+    cli, override, tmp_path, capsys, no_model_building
+):
+    main, argv = _entry_points(tmp_path)[cli]
+    assert _exit_code(main, argv + [override]) == 2
+    assert override.split("=")[0] in capsys.readouterr().err
+    assert not list(tmp_path.rglob("config.yaml"))
