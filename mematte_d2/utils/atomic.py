@@ -1,0 +1,76 @@
+"""Writing a file so that readers see either the old content or the complete new one.
+
+`atomic_write` writes to a fresh temporary file in the destination's folder, flushes it to
+disk, then renames it over the destination. A crash, a full disk or an exception in the
+writer leaves the destination as it was and no temporary file behind. The rename replaces a
+symbolic link at the destination by a regular file: the link's target is never written.
+"""
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["atomic_write", "atomic_write_bytes"]
+
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_temp(folder: Path, name: str) -> tuple[Path, int]:
+    """A new file next to the destination; O_EXCL so an existing file or link is never reused."""
+    while True:
+        temp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return temp, os.open(temp, _TEMP_FLAGS, 0o666)
+        except FileExistsError:
+            continue
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable; some file systems cannot open a folder, which is harmless."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(f)`` on a binary file that becomes `path` only once complete.
+
+    Returns `path` as a Path. Any OSError (missing folder, permission, full disk, `path` being
+    a folder) is raised again as an OSError naming `path` and the cause, with the same errno.
+    Other exceptions from `write` propagate unchanged. In every failure the destination is
+    untouched and the temporary file removed.
+    """
+    path = Path(path)
+    temp = None
+    try:
+        temp, fd = _open_temp(path.parent, path.name)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+        temp = None
+    except OSError as e:
+        cause = e.strerror or str(e) or type(e).__name__
+        raise OSError(e.errno, f"cannot write {path}: {cause}") from e
+    finally:
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+    _fsync_folder(path.parent)
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """`atomic_write` of a ready bytes object."""
+    return atomic_write(path, lambda f: f.write(data))

@@ -1,0 +1,88 @@
+"""atomic_write: all-or-nothing files, no symlink following, errors naming path and cause."""
+
+import contextlib
+import errno
+import os
+import resource
+import signal
+
+import pytest
+
+from mematte_d2.utils.atomic import atomic_write, atomic_write_bytes
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+@contextlib.contextmanager
+def _file_size_limit(nbytes):
+    """Writes past `nbytes` fail with EFBIG, as a full disk fails with ENOSPC."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+
+
+def test_writes_content_with_the_usual_permissions(tmp_path):
+    target = tmp_path / "out.bin"
+    assert atomic_write(target, lambda f: f.write(b"abc")) == target
+    assert target.read_bytes() == b"abc"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert _leftovers(tmp_path) == []
+
+
+def test_failing_writer_keeps_the_old_file(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+
+    def half_then_fail(f):
+        f.write(b"partial")
+        raise RuntimeError("encoder broke")
+
+    with pytest.raises(RuntimeError, match="encoder broke"):
+        atomic_write(target, half_then_fail)
+    assert target.read_bytes() == b"old"
+    assert _leftovers(tmp_path) == []
+
+
+def test_full_disk_keeps_the_old_file_and_names_path_and_cause(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with _file_size_limit(1 << 16), pytest.raises(OSError) as info:
+        atomic_write_bytes(target, b"x" * (1 << 20))
+    assert info.value.errno == errno.EFBIG
+    assert str(target) in str(info.value) and "too large" in str(info.value)
+    assert target.read_bytes() == b"old"
+    assert _leftovers(tmp_path) == []
+
+
+def test_symlink_at_destination_is_replaced_not_followed(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    link = tmp_path / "out" / "alpha.png"
+    link.parent.mkdir()
+    link.symlink_to(victim)
+    atomic_write_bytes(link, b"output")
+    assert victim.read_bytes() == b"precious"
+    assert not link.is_symlink() and link.read_bytes() == b"output"
+
+
+def test_unwritable_destinations_name_the_path(tmp_path):
+    missing = tmp_path / "no_such_folder" / "out.bin"
+    with pytest.raises(FileNotFoundError, match=f"cannot write {missing}: No such file"):
+        atomic_write_bytes(missing, b"x")
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    (folder / "inside").write_bytes(b"")
+    with pytest.raises(OSError, match=f"cannot write {folder}: "):
+        atomic_write_bytes(folder, b"x")
+    assert folder.is_dir() and _leftovers(tmp_path) == []
