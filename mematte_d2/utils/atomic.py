@@ -28,6 +28,30 @@ def _open_temp(folder: Path, name: str) -> tuple[Path, int]:
             continue
 
 
+class _TrackedFile:
+    """The temporary file, remembering an OSError raised by its `write`: some writers (such as
+    torch.save) replace that error by one of their own that no longer says what failed."""
+
+    def __init__(self, f: BinaryIO):
+        self._f = f
+        self.write_error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            self.write_error = e
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._f, name)
+
+
+def _naming_path(path: Path, error: OSError) -> OSError:
+    cause = error.strerror or str(error) or type(error).__name__
+    return OSError(error.errno, f"cannot write {path}: {cause}")
+
+
 def _fsync_folder(folder: Path) -> None:
     """Make the rename durable; some file systems cannot open a folder, which is harmless."""
     try:
@@ -46,8 +70,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     """Call ``write(f)`` on a binary file that becomes `path` only once complete.
 
     Returns `path` as a Path. Any OSError (missing folder, permission, full disk, `path` being
-    a folder) is raised again as an OSError naming `path` and the cause, with the same errno.
-    Other exceptions from `write` propagate unchanged. In every failure the destination is
+    a folder) is raised again as an OSError naming `path` and the cause, with the same errno;
+    so is an error `write` raised because writing to the file failed. Other exceptions from
+    `write` propagate unchanged. In every failure the destination is
     untouched and the temporary file removed.
     """
     path = Path(path)
@@ -55,14 +80,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     try:
         temp, fd = _open_temp(path.parent, path.name)
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            tracked = _TrackedFile(f)
+            try:
+                write(tracked)
+            except Exception as e:
+                if tracked.write_error is None or isinstance(e, OSError):
+                    raise
+                raise _naming_path(path, tracked.write_error) from e
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
         temp = None
     except OSError as e:
-        cause = e.strerror or str(e) or type(e).__name__
-        raise OSError(e.errno, f"cannot write {path}: {cause}") from e
+        raise _naming_path(path, e) from e
     finally:
         if temp is not None:
             with contextlib.suppress(OSError):

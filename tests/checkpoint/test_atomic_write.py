@@ -7,6 +7,7 @@ import resource
 import signal
 
 import pytest
+import torch
 
 from mematte_d2.utils.atomic import atomic_write, atomic_write_bytes
 
@@ -86,3 +87,13 @@ def test_unwritable_destinations_name_the_path(tmp_path):
     with pytest.raises(OSError, match=f"cannot write {folder}: "):
         atomic_write_bytes(folder, b"x")
     assert folder.is_dir() and _leftovers(tmp_path) == []
+
+
+def test_writer_that_hides_the_disk_error_still_reports_it(tmp_path):
+    target = tmp_path / "model.pth"
+    with _file_size_limit(1 << 16), pytest.raises(OSError) as info:
+        atomic_write(target, lambda f: torch.save({"w": torch.zeros(1 << 16)}, f))
+    assert info.value.errno == errno.EFBIG and f"cannot write {target}" in str(info.value)
+    assert not target.exists() and _leftovers(tmp_path) == []
+    atomic_write(target, lambda f: torch.save({"w": torch.ones(3)}, f))
+    assert torch.equal(torch.load(target, weights_only=True)["w"], torch.ones(3))
