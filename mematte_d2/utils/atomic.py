@@ -72,8 +72,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     Returns `path` as a Path. Any OSError (missing folder, permission, full disk, `path` being
     a folder) is raised again as an OSError naming `path` and the cause, with the same errno;
     so is an error `write` raised because writing to the file failed. Other exceptions from
-    `write` propagate unchanged. In every failure the destination is
-    untouched and the temporary file removed.
+    `write` propagate unchanged. In every failure the destination is untouched and the
+    temporary file removed.
     """
     path = Path(path)
     temp = None
@@ -86,7 +86,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
             except Exception as e:
                 if tracked.write_error is None or isinstance(e, OSError):
                     raise
-                raise _naming_path(path, tracked.write_error) from e
+                lost = tracked.write_error
+                raise OSError(lost.errno, lost.strerror or str(lost)) from e
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
