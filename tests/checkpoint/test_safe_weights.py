@@ -129,3 +129,11 @@ def test_checkpointer_refuses_code_running_files_and_loads_detectron2_pkl(tmp_pa
     checkpointer.load(str(detectron2_pkl(tmp_path / "zoo.pkl", other.state_dict())),
                       checkpointables=[])
     assert all(torch.equal(other.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+def test_checkpointer_refuses_pycls_files_without_unpickling_them(tmp_path):
+    marker = tmp_path / "pwned"
+    path = code_running_torch_file(tmp_path / "classifier.pyth", marker)
+    with pytest.raises(CheckpointError, match=f"{path}: pycls .* not matting"):
+        StrictCheckpointer(nn.Linear(2, 1)).load(str(path), checkpointables=[])
+    assert not marker.exists()
