@@ -56,8 +56,9 @@ def _weights_only_refusal(message: str) -> str | None:
     """The line of a torch.load(weights_only=True) error that names the refused global."""
     if not message.startswith("Weights only load failed"):
         return None
-    lines = [line.strip() for line in message.splitlines()[1:] if line.strip()]
-    return next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), lines[0])
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    named = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
+    return (named or lines)[0]
 
 
 def read_pickle_file(path: str | Path) -> object:
