@@ -21,7 +21,7 @@ def newest_first(paths: list[Path]) -> list[Path]:
 
 def tagged_checkpoint(folder: str | os.PathLike) -> str | None:
     """The path ``last_checkpoint`` names (it may not exist), "" when the tag is empty, or
-    None when there is no tag."""
+    None when there is no tag. Spelled as ``Path(folder) / name``, like the folder's listing."""
     tag = Path(folder) / LAST_CHECKPOINT
     try:
         name = tag.read_text(errors="replace").strip()
@@ -29,7 +29,7 @@ def tagged_checkpoint(folder: str | os.PathLike) -> str | None:
         return None
     except OSError as e:
         raise OSError(e.errno, f"cannot read {tag}: {e.strerror}") from e
-    return os.path.join(folder, name) if name else ""
+    return str(Path(folder) / name) if name else ""
 
 
 def resume_candidates(folder: str | os.PathLike) -> list[tuple[str, str | None]]:

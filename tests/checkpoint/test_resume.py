@@ -136,3 +136,15 @@ def test_prune_keeps_the_newest_and_the_tagged_file(tmp_path):
     ]
     with pytest.raises(ValueError, match="max_to_keep must be at least 1, got 0"):
         prune_checkpoints(tmp_path, keep=0)
+
+
+def test_prune_recognises_the_tagged_file_under_a_dotted_folder_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for i, name in enumerate(["model_0000003.pth", "model_0000001.pth", "model_0000002.pth"]):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (100 + i, 100 + i))
+    (tmp_path / "last_checkpoint").write_text("model_0000003.pth")  # the oldest
+    prune_checkpoints("./", keep=1)
+    assert sorted(p.name for p in tmp_path.glob("model_*")) == [
+        "model_0000002.pth", "model_0000003.pth"
+    ]
