@@ -9,7 +9,6 @@ numbers, strings and plain containers (`safe_pickle`), and a file asking for any
 refused with an UnsafeCheckpointError.
 """
 
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -52,13 +51,17 @@ def _refused(path: Path, reason: str) -> UnsafeCheckpointError:
     return UnsafeCheckpointError(f"{path}: refused to load: {reason}")
 
 
-def _weights_only_refusal(message: str) -> str | None:
-    """The line of a torch.load(weights_only=True) error that names the refused global."""
-    if not message.startswith("Weights only load failed"):
-        return None
+def _weights_only_detail(message: str) -> tuple[str, bool]:
+    """(the telling line, whether it refuses a global) of a torch.load(weights_only=True)
+    error: torch's first line suggests weights_only=False, which is exactly what not to do."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    named = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
-    return (named or lines)[0]
+    if not lines or not lines[0].startswith("Weights only load failed"):
+        return (lines[0] if lines else "the file is empty or cut short"), False
+    refusals = [line for line in lines if "GLOBAL" in line]
+    if refusals:
+        return refusals[0], True
+    details = [line for line in lines[1:] if "weights_only" not in line]
+    return (details[0] if details else "content a weights file cannot hold"), False
 
 
 def read_pickle_file(path: str | Path) -> object:
@@ -80,14 +83,11 @@ def read_torch_file(path: str | Path) -> object:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types (UnpicklingError, RuntimeError, EOFError)
-        message = str(e)
-        refusal = _weights_only_refusal(message) if isinstance(e, pickle.UnpicklingError) else None
-        if refusal:
-            raise _refused(path, f"{refusal} (a weights file should hold tensors only)") from None
-        first_line = message.splitlines()[0] if message else "the file is empty or cut short"
+        detail, refused = _weights_only_detail(str(e))
+        if refused:
+            raise _refused(path, f"{detail} (a weights file should hold tensors only)") from None
         raise UnreadableCheckpointError(
-            f"{path}: not a PyTorch checkpoint (torch.load failed: {type(e).__name__}: "
-            f"{first_line})"
+            f"{path}: not a PyTorch checkpoint (torch.load failed: {type(e).__name__}: {detail})"
         ) from e
 
 

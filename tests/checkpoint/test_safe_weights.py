@@ -16,6 +16,7 @@ from torch import nn
 from mematte_d2.checkpoint import (
     CheckpointError,
     StrictCheckpointer,
+    UnreadableCheckpointError,
     UnsafeCheckpointError,
     load_pickle,
     load_state_dict,
@@ -137,3 +138,11 @@ def test_checkpointer_refuses_pycls_files_without_unpickling_them(tmp_path):
     with pytest.raises(CheckpointError, match=f"{path}: pycls .* not matting"):
         StrictCheckpointer(nn.Linear(2, 1)).load(str(path), checkpointables=[])
     assert not marker.exists()
+
+
+def test_garbage_pth_is_unreadable_not_unsafe_and_no_advice_to_drop_weights_only(tmp_path):
+    path = tmp_path / "notes.pth"
+    path.write_text("not weights")
+    with pytest.raises(UnreadableCheckpointError, match=f"{path}: not a PyTorch checkpoint") as e:
+        load_state_dict(path)
+    assert "weights_only" not in str(e.value)
