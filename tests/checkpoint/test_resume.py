@@ -36,8 +36,15 @@ def finished_run(ckpt_datasets, tmp_path_factory):
 
 def _resume(folder, caplog):
     trainer = MattingTrainer(ckpt_cfg(folder, "train.max_iter=8", "train.checkpointer.period=2"))
-    with caplog.at_level(logging.INFO, logger="mematte_d2.checkpoint"):
-        trainer.resume_or_load(resume=True)
+    # attached directly: a command-line run in this process may have stopped "mematte_d2"
+    # records from propagating to the root logger caplog listens to
+    logger = logging.getLogger("mematte_d2.checkpoint")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger=logger.name):
+            trainer.resume_or_load(resume=True)
+    finally:
+        logger.removeHandler(caplog.handler)
     return trainer
 
 
@@ -78,7 +85,8 @@ def test_empty_tag_and_no_tag_resume_from_the_newest_file(finished_run, tmp_path
     run = shutil.copytree(finished_run, tmp_path / "run")
     (run / "model_final.pth").unlink()
     older = run / "model_0000003.pth"
-    os.utime(older, ns=(older.stat().st_mtime_ns + 10**9,) * 2)  # now the most recent write
+    newest = max(p.stat().st_mtime_ns for p in run.iterdir())
+    os.utime(older, ns=(newest + 10**9,) * 2)  # now the most recent write
     (run / "last_checkpoint").write_text("")
     trainer = _resume(run, caplog)
     assert "last_checkpoint: the tag file is empty" in caplog.text
