@@ -135,6 +135,9 @@ def extract_state_dict(container: object, source: str = "checkpoint") -> dict[st
         if isinstance(container.get(key), Mapping):
             container = container[key]
             break
+    odd_keys = [k for k in container if not isinstance(k, str)]
+    if odd_keys:
+        raise CheckpointError(f"{source}: key {odd_keys[0]!r} is not a parameter name")
     state = {k: _as_tensor(k, v, path) for k, v in container.items() if not k.startswith("__")}
     if not state:
         raise CheckpointError(f"{source}: contains no tensors")

@@ -3,6 +3,7 @@
 files of numpy arrays still load."""
 
 import collections
+import io
 import pickle
 
 import numpy as np
@@ -103,15 +104,41 @@ def test_pkl_written_by_numpy_1_loads(tmp_path):
     assert torch.equal(load_state_dict(path)["w"], torch.from_numpy(array))
 
 
-def test_non_numeric_arrays_and_odd_encodings_are_refused(tmp_path):
-    path = tmp_path / "objects.pkl"
-    path.write_bytes(pickle.dumps({"model": {"w": np.array([1, "a"], dtype=object)}}))
-    with pytest.raises(CheckpointError, match="'w' is a numpy array of dtype object"):
+def test_python_2_pickle_of_an_array_loads():
+    # what Python 2 wrote for {"w": float32 [1, 2]}: the dtype and data as byte strings (U)
+    data = np.array([1.0, 2.0], "<f4").tobytes()
+    py2 = (b"\x80\x02}U\x01wcnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85"
+           b"U\x01b\x87R(K\x01K\x02\x85cnumpy\ndtype\nU\x02f4K\x00K\x01\x87R(K\x03U\x01<NNN"
+           b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tbK\x00U\x08" + data + b"tbs.")
+    loaded = load_pickle(io.BytesIO(py2))
+    assert loaded["w"].dtype == np.float32 and loaded["w"].tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("dtype", [object, [("a", "f4")], [("a", "O")], "U3"])
+def test_arrays_other_than_plain_numeric_are_refused(tmp_path, dtype):
+    path = tmp_path / "odd.pkl"
+    path.write_bytes(pickle.dumps({"model": {"w": np.zeros(2, dtype=dtype)}}, protocol=2))
+    refusal = f"{path}: refused to load: numpy dtype .* not a plain numeric type"
+    with pytest.raises(UnsafeCheckpointError, match=refusal):
         load_state_dict(path)
+
+
+def test_numpy_constructors_cannot_be_called_with_crafted_arguments(tmp_path):
+    # numpy.ndarray((1,), object, <8 chosen bytes>) would be an object array of raw pointers
+    crafted = b"cnumpy\nndarray\n((I1\ntcnumpy\ndtype\n(VO8\nI0\nI1\ntRC\x08AAAAAAAAtR."
+    with pytest.raises(pickle.UnpicklingError):
+        load_pickle(io.BytesIO(crafted))
+    path = tmp_path / "crafted.pkl"
+    path.write_bytes(crafted)
+    with pytest.raises(CheckpointError, match=f"{path}: "):
+        load_state_dict(path)
+
+
+def test_odd_byte_encodings_are_refused():
     # _codecs.encode is allowed only for the Latin-1 bytes of old protocols
     crafted = b"c_codecs\nencode\n(Vabc\nVrot13\ntR."
     with pytest.raises(pickle.UnpicklingError, match="'rot13' .only latin1"):
-        load_pickle(__import__("io").BytesIO(crafted))
+        load_pickle(io.BytesIO(crafted))
 
 
 def test_checkpointer_refuses_code_running_files_and_loads_detectron2_pkl(tmp_path):
