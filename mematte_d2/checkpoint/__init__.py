@@ -10,14 +10,26 @@ from .convert import (
     vitmatte_to_mematte,
 )
 from .initialize import initialize_from_checkpoint
-from .loading import CheckpointError, extract_state_dict, load_state_dict
+from .loading import (
+    CheckpointError,
+    UnreadableCheckpointError,
+    UnsafeCheckpointError,
+    extract_state_dict,
+    load_state_dict,
+)
+from .periodic import PeriodicCheckpointer, prune_checkpoints
+from .resume import resume_candidates
+from .safe_pickle import load_pickle
 from .strict import StrictCheckpointer
 
 __all__ = [
     "CheckpointError",
     "ConversionError",
     "KeyReport",
+    "PeriodicCheckpointer",
     "StrictCheckpointer",
+    "UnreadableCheckpointError",
+    "UnsafeCheckpointError",
     "compare_state_dicts",
     "describe_layout",
     "extract_state_dict",
@@ -26,6 +38,9 @@ __all__ = [
     "initialize_from_checkpoint",
     "is_hf_vitmatte",
     "load_matting_weights",
+    "load_pickle",
     "load_state_dict",
+    "prune_checkpoints",
+    "resume_candidates",
     "vitmatte_to_mematte",
 ]

@@ -3,15 +3,19 @@
 Accepted: detectron2 / plain PyTorch checkpoints (`{"model": sd}`, `{"state_dict": sd}` or
 the state dict itself, optionally with a DDP `module.` prefix), detectron2 `.pkl` files of
 numpy arrays, `.safetensors` files, and a Hugging Face model directory holding one of those.
-Files are read with `torch.load(weights_only=True)`: no arbitrary code runs on load.
+No code in a weights file runs on load: PyTorch files are read with
+`torch.load(weights_only=True)`, `.pkl` files with an unpickler that admits only numpy arrays,
+numbers, strings and plain containers (`safe_pickle`), and a file asking for anything else is
+refused with an UnsafeCheckpointError.
 """
 
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .safe_pickle import UnsafePickleError, load_pickle
 
 # File names looked up, in order, when a directory is given (Hugging Face / detectron2 outputs).
 DIRECTORY_CANDIDATES = ("model.safetensors", "pytorch_model.bin", "model_final.pth")
@@ -22,17 +26,69 @@ class CheckpointError(ValueError):
     """A weights file is missing, not a checkpoint, or does not fit the model."""
 
 
+class UnreadableCheckpointError(CheckpointError):
+    """The file is missing, empty, truncated or not in a checkpoint format."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The file asks to run code (or build objects other than data) when loaded: refused."""
+
+
 def _resolve(path: Path) -> Path:
     if path.is_dir():
         for name in DIRECTORY_CANDIDATES:
             if (path / name).is_file():
                 return path / name
-        raise CheckpointError(
+        raise UnreadableCheckpointError(
             f"{path}: directory holds none of the weight files {', '.join(DIRECTORY_CANDIDATES)}"
         )
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such weights file")
+        raise UnreadableCheckpointError(f"{path}: no such weights file")
     return path
+
+
+def _refused(path: Path, reason: str) -> UnsafeCheckpointError:
+    return UnsafeCheckpointError(f"{path}: refused to load: {reason}")
+
+
+def _weights_only_detail(message: str) -> tuple[str, bool]:
+    """(the telling line, whether it refuses a global) of a torch.load(weights_only=True)
+    error: torch's first line suggests weights_only=False, which is exactly what not to do."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith("Weights only load failed"):
+        return (lines[0] if lines else "the file is empty or cut short"), False
+    refusals = [line for line in lines if "GLOBAL" in line]
+    if refusals:
+        return refusals[0], True
+    details = [line for line in lines[1:] if "weights_only" not in line]
+    return (details[0] if details else "content a weights file cannot hold"), False
+
+
+def read_pickle_file(path: str | Path) -> object:
+    """Unpickle a `.pkl` weights file with `safe_pickle.load_pickle`; clear errors naming it."""
+    path = Path(path)
+    try:
+        return load_pickle(path)
+    except UnsafePickleError as e:
+        raise _refused(path, str(e)) from None
+    except Exception as e:  # truncated or garbage pickles raise many types
+        raise UnreadableCheckpointError(
+            f"{path}: not a readable pickle checkpoint ({type(e).__name__}: {e})"
+        ) from e
+
+
+def read_torch_file(path: str | Path) -> object:
+    """`torch.load(path, weights_only=True)` on the CPU, with clear errors naming the file."""
+    path = Path(path)
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types (UnpicklingError, RuntimeError, EOFError)
+        detail, refused = _weights_only_detail(str(e))
+        if refused:
+            raise _refused(path, f"{detail} (a weights file should hold tensors only)") from None
+        raise UnreadableCheckpointError(
+            f"{path}: not a PyTorch checkpoint (torch.load failed: {type(e).__name__}: {detail})"
+        ) from e
 
 
 def _read_container(path: Path) -> object:
@@ -43,29 +99,28 @@ def _read_container(path: Path) -> object:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError) as e:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
+            raise UnreadableCheckpointError(
+                f"{path}: not a readable safetensors file ({e})"
+            ) from e
     if path.suffix == ".pkl":
-        try:
-            with open(path, "rb") as f:
-                return pickle.load(f, encoding="latin1")
-        except (pickle.UnpicklingError, EOFError, ValueError, AttributeError) as e:
-            raise CheckpointError(f"{path}: not a readable pickle checkpoint ({e})") from e
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types (UnpicklingError, RuntimeError, EOFError)
-        raise CheckpointError(
-            f"{path}: not a PyTorch checkpoint (torch.load failed: {type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''})"
-        ) from e
+        return read_pickle_file(path)
+    return read_torch_file(path)
 
 
 def _as_tensor(key: str, value: object, path: Path) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        # a writable C-ordered copy; np.ascontiguousarray would turn 0-d arrays (BatchNorm's
+        # num_batches_tracked) into shape (1,)
+        return torch.from_numpy(np.array(value, order="C"))
+    kind = (
+        f"numpy array of dtype {value.dtype}"
+        if isinstance(value, np.ndarray)
+        else type(value).__name__
+    )
     raise CheckpointError(
-        f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor: not a model state dict"
+        f"{path}: entry {key!r} is a {kind}, not a tensor: not a model state dict"
     )
 
 
@@ -80,6 +135,9 @@ def extract_state_dict(container: object, source: str = "checkpoint") -> dict[st
         if isinstance(container.get(key), Mapping):
             container = container[key]
             break
+    odd_keys = [k for k in container if not isinstance(k, str)]
+    if odd_keys:
+        raise CheckpointError(f"{source}: key {odd_keys[0]!r} is not a parameter name")
     state = {k: _as_tensor(k, v, path) for k, v in container.items() if not k.startswith("__")}
     if not state:
         raise CheckpointError(f"{source}: contains no tensors")

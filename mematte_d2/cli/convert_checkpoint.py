@@ -10,7 +10,8 @@
     python tools/convert_checkpoint.py check mematte_s.pth --config-file configs/...py
 
 Exit code 0 on success (check: the checkpoint fits), 1 when the check finds differences,
-2 for unreadable inputs or a conversion that does not apply.
+2 for unreadable or unsafe inputs, an output that cannot be written, or a conversion that does
+not apply. The output is written to a temporary file and renamed: never left half-written.
 """
 
 import argparse
@@ -30,6 +31,7 @@ from mematte_d2.checkpoint import (
     vitmatte_to_mematte,
 )
 from mematte_d2.config import ConfigError, load_config
+from mematte_d2.utils.atomic import atomic_write
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +77,10 @@ def _build_model_state(args) -> dict[str, torch.Tensor]:
 
 
 def _convert(args) -> int:
+    if Path(args.output).resolve() == Path(args.input).resolve():
+        raise ConversionError(f"output {args.output} is the input file; choose another path")
+    if Path(args.output).is_dir():
+        raise ConversionError(f"output {args.output} is a folder; give a file name (.pth)")
     state = load_state_dict(args.input)
     dropped: list[str] = []
     if args.command == "hf":
@@ -99,10 +105,9 @@ def _convert(args) -> int:
     elif dropped:
         print("routers (backbone.routers.*) and LTRMs (backbone.blocks.*.efficient_block.*) are "
               "absent: load with the model's init for them, or pass --config-file to fill them")
-    if Path(args.output).resolve() == Path(args.input).resolve():
-        raise ConversionError(f"output {args.output} is the input file; choose another path")
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": state, "__converted_by__": "mematte_d2 convert_checkpoint"}, args.output)
+    data = {"model": state, "__converted_by__": "mematte_d2 convert_checkpoint"}
+    atomic_write(args.output, lambda f: torch.save(data, f))
     print(f"wrote {args.output}")
     return status
 
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.cfg = load_config(args.config_file, args.opts) if args.config_file else None
         return _check(args) if args.command == "check" else _convert(args)
-    except (CheckpointError, ConversionError, ConfigError, FileNotFoundError) as e:
+    except (CheckpointError, ConversionError, ConfigError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

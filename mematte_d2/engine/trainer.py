@@ -16,7 +16,11 @@ from detectron2.utils.logger import setup_logger
 from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 
-from mematte_d2.checkpoint import CheckpointError, StrictCheckpointer, initialize_from_checkpoint
+from mematte_d2.checkpoint import (
+    PeriodicCheckpointer,
+    StrictCheckpointer,
+    initialize_from_checkpoint,
+)
 from mematte_d2.utils.distributed import broadcast_buffers_from_rank0
 
 from .hooks import MattingVisualizer, unwrap_model
@@ -197,15 +201,13 @@ class MattingTrainer(DefaultTrainer):
 
     # ------------------------------------------------------------------ checkpoints
     def resume_or_load(self, resume: bool = True) -> None:
-        """Resume from ``train.output_dir``'s last checkpoint when asked and present, else start
-        from ``train.init_checkpoint`` (if set). Weights that do not fit raise before training."""
+        """Resume from the newest checkpoint of ``train.output_dir`` that loads when asked
+        (StrictCheckpointer.resume_latest: unreadable ones are skipped and logged; none
+        loading is an error), else start from ``train.init_checkpoint`` (if set). Weights that
+        do not fit raise before training."""
         model = unwrap_model(self.model)
-        if resume and self.checkpointer.has_checkpoint():
-            path = self.checkpointer.get_checkpoint_file()
-            try:
-                self.checkpointer.resume_or_load(path, resume=True)
-            except CheckpointError as e:
-                raise CheckpointError(f"cannot resume from {path}: {e}") from None
+        path = self.checkpointer.resume_latest() if resume else None
+        if path is not None:
             self.start_iter = self.iter + 1
             logger.info("Resumed from %s at iteration %d", path, self.start_iter)
         elif self.cfg.train.get("init_checkpoint"):
@@ -311,7 +313,7 @@ class MattingTrainer(DefaultTrainer):
         if main:
             ckpt = cfg.train.checkpointer
             ret.append(
-                hooks.PeriodicCheckpointer(
+                PeriodicCheckpointer(
                     self.checkpointer, ckpt.period, max_to_keep=ckpt.get("max_to_keep")
                 )
             )

@@ -1,32 +1,17 @@
 """atomic_write: all-or-nothing files, no symlink following, errors naming path and cause."""
 
-import contextlib
 import errno
 import os
-import resource
-import signal
 
 import pytest
 import torch
+from file_limits import file_size_limit
 
 from mematte_d2.utils.atomic import atomic_write, atomic_write_bytes
 
 
 def _leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
-
-
-@contextlib.contextmanager
-def _file_size_limit(nbytes):
-    """Writes past `nbytes` fail with EFBIG, as a full disk fails with ENOSPC."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, old_handler)
 
 
 def test_writes_content_with_the_usual_permissions(tmp_path):
@@ -58,7 +43,7 @@ def test_failing_writer_keeps_the_old_file(tmp_path):
 def test_full_disk_keeps_the_old_file_and_names_path_and_cause(tmp_path):
     target = tmp_path / "out.bin"
     target.write_bytes(b"old")
-    with _file_size_limit(1 << 16), pytest.raises(OSError) as info:
+    with file_size_limit(1 << 16), pytest.raises(OSError) as info:
         atomic_write_bytes(target, b"x" * (1 << 20))
     assert info.value.errno == errno.EFBIG
     assert str(target) in str(info.value) and "too large" in str(info.value)
@@ -91,7 +76,7 @@ def test_unwritable_destinations_name_the_path(tmp_path):
 
 def test_writer_that_hides_the_disk_error_still_reports_it(tmp_path):
     target = tmp_path / "model.pth"
-    with _file_size_limit(1 << 16), pytest.raises(OSError) as info:
+    with file_size_limit(1 << 16), pytest.raises(OSError) as info:
         atomic_write(target, lambda f: torch.save({"w": torch.zeros(1 << 16)}, f))
     assert info.value.errno == errno.EFBIG
     assert str(info.value).endswith(f"cannot write {target}: File too large")

@@ -1,17 +1,27 @@
-"""Checkpoint files: clear errors for non-checkpoints; key reports; layout detection."""
+"""Checkpoint files: clear errors for non-checkpoints; key reports; layout detection; weights
+that would run code refused by the predictor and the predict / convert commands."""
 
+import cv2
+import numpy as np
 import pytest
 import torch
+from detectron2.config import instantiate
+from hostile_weights import code_running_pickle, code_running_torch_file, detectron2_pkl
+from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
 
 from mematte_d2.checkpoint import (
     CheckpointError,
     ConversionError,
+    UnsafeCheckpointError,
     compare_state_dicts,
     describe_layout,
     hf_vitmatte_to_d2,
     load_state_dict,
     vitmatte_to_mematte,
 )
+from mematte_d2.cli.convert_checkpoint import main as convert_main
+from mematte_d2.cli.predict import main as predict_main
+from mematte_d2.inference import MattingPredictor
 
 
 def test_not_a_checkpoint_says_so(tmp_path):
@@ -99,3 +109,36 @@ def test_hf_keys_are_renamed_and_unknown_keys_refused():
     ])
     with pytest.raises(ConversionError, match="backbone.encoder.layer.0.weird"):
         hf_vitmatte_to_d2({**hf, "backbone.encoder.layer.0.weird": torch.zeros(1)})
+
+
+@pytest.mark.parametrize("kind", ["pkl", "pth"])
+def test_code_running_weights_are_refused_by_predictor_and_commands(tmp_path, capsys, kind):
+    marker = tmp_path / "pwned"
+    evil = (code_running_pickle(tmp_path / "evil.pkl", marker) if kind == "pkl"
+            else code_running_torch_file(tmp_path / "evil.pth", marker))
+    refusal = f"{evil}: refused to load: "
+    with pytest.raises(UnsafeCheckpointError, match=refusal):
+        MattingPredictor(tiny_cfg(), str(evil), device="cpu")
+
+    image = tmp_path / "x.png"
+    cv2.imwrite(str(image), np.zeros((16, 16, 3), np.uint8))
+    assert predict_main(["--config-file", MEMATTE_CONFIG, "--input", str(image), "--trimap",
+                         str(image), "--output", str(tmp_path / "out"), "--weights", str(evil),
+                         *MEMATTE_OPTS]) == 2
+    assert refusal in capsys.readouterr().err
+    assert convert_main(["check", str(evil), "--config-file", MEMATTE_CONFIG, *MEMATTE_OPTS]) == 2
+    assert refusal in capsys.readouterr().err
+    assert convert_main(["vitmatte2mematte", str(evil), str(tmp_path / "init.pth")]) == 2
+    assert refusal in capsys.readouterr().err
+    assert not marker.exists()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "init.pth").exists()
+
+
+def test_detectron2_pkl_weights_load_in_the_predictor_and_check(tmp_path, capsys):
+    torch.manual_seed(0)
+    state = instantiate(tiny_cfg().model).state_dict()
+    pkl = detectron2_pkl(tmp_path / "tiny.pkl", state)
+    loaded = MattingPredictor(tiny_cfg(), str(pkl), device="cpu").model.state_dict()
+    assert all(torch.equal(state[k], loaded[k]) for k in loaded)
+    assert convert_main(["check", str(pkl), "--config-file", MEMATTE_CONFIG, *MEMATTE_OPTS]) == 0
+    assert "a MEMatte checkpoint" in capsys.readouterr().out

@@ -137,3 +137,23 @@ def test_convert_and_check_command_line(tmp_path, capsys):
     (tmp_path / "junk.pth").write_text("hello")
     assert convert_main(["hf", str(tmp_path / "junk.pth"), str(tmp_path / "x.pth")]) == 2
     assert "not a PyTorch checkpoint" in capsys.readouterr().err
+
+
+def test_convert_output_is_written_atomically_and_never_through_a_symlink(tmp_path, capsys):
+    torch.manual_seed(0)
+    source = tmp_path / "vitmatte.pth"
+    torch.save({"model": instantiate(tiny_cfg("vitmatte").model).state_dict()}, source)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out" / "init.pth"
+    out.parent.mkdir()
+    out.symlink_to(victim)
+    assert convert_main(["vitmatte2mematte", str(source), str(out)]) == 0
+    assert victim.read_text() == "precious" and not out.is_symlink()
+    assert any(k.startswith("teacher_backbone.") for k in load_state_dict(out))
+    assert sorted(p.name for p in out.parent.iterdir()) == ["init.pth"]  # no temporary left
+    capsys.readouterr()
+    assert convert_main(["vitmatte2mematte", str(source), str(out.parent)]) == 2
+    assert f"output {out.parent} is a folder" in capsys.readouterr().err
+    assert convert_main(["vitmatte2mematte", str(source), str(source)]) == 2
+    assert "is the input file" in capsys.readouterr().err
