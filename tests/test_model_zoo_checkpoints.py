@@ -1,8 +1,13 @@
 """Zoo checkpoints: names resolve to cached files, downloads are atomic, Drive links explain."""
 
+import numpy as np
 import pytest
+import torch
+from detectron2.config import instantiate
+from tiny_models import tiny_cfg
 
 from mematte_d2 import model_zoo
+from mematte_d2.inference import MattingPredictor
 from mematte_d2.model_zoo import checkpoints as zoo
 
 
@@ -50,6 +55,7 @@ def test_a_drive_link_names_the_link_and_the_file_to_save(cache, monkeypatch):
 
 def test_paths_pass_through_and_unknown_names_are_listed(tmp_path):
     assert zoo.resolve_weights(tmp_path / "w.pth") == tmp_path / "w.pth"
+    assert zoo.resolve_weights("file:///a//b.pth") == "file:///a//b.pth"
     with pytest.raises(zoo.ZooError, match="MEMatte-S-Composition-1K"):
         zoo.get_checkpoint_url("MEMatte-S-Nope")
 
@@ -73,3 +79,17 @@ def test_every_released_checkpoint_names_a_shipped_recipe_and_a_unique_file():
     assert len({e.file_name for e in entries}) == len(entries)
     with pytest.raises(ValueError, match="already registered"):
         zoo.register_checkpoint(entries[0])
+
+
+def test_the_predictor_loads_weights_by_zoo_name(tmp_path, cache, monkeypatch):
+    torch.manual_seed(3)
+    published = tmp_path / "tiny.pth"
+    torch.save({"model": instantiate(tiny_cfg().model).state_dict()}, published)
+    _entry(monkeypatch, "test-tiny", published.as_uri())
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    trimap = np.full((40, 48), 128, np.uint8)
+    by_name = MattingPredictor(tiny_cfg(), "test-tiny", device="cpu")(image, trimap)
+    by_path = MattingPredictor(tiny_cfg(), str(published), device="cpu")(image, trimap)
+    np.testing.assert_array_equal(by_name, by_path)
+    assert (cache / "test-tiny.pth").is_file()

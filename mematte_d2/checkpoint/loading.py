@@ -147,8 +147,12 @@ def extract_state_dict(container: object, source: str = "checkpoint") -> dict[st
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read `path` (file, model directory or a URL detectron2's PathManager can fetch) and
-    return its flat state dict of CPU tensors."""
+    """Read `path` (file, model directory, a URL detectron2's PathManager can fetch, or a
+    model-zoo checkpoint name, fetched into the cache once) and return its flat state dict of
+    CPU tensors."""
+    from mematte_d2.model_zoo.checkpoints import resolve_weights
+
+    path = resolve_weights(path)
     if "://" in str(path):
         from detectron2.utils.file_io import PathManager
 

@@ -124,11 +124,11 @@ def _download(url: str, target: Path) -> None:
     atomic_write(target, write)
 
 
-def resolve_weights(name_or_path: str | os.PathLike) -> Path:
-    """A weights path: a zoo name becomes its cached file (downloaded once if it can be); any
-    other value is returned as a path, unchanged."""
+def resolve_weights(name_or_path: str | os.PathLike) -> str | os.PathLike:
+    """A zoo name becomes its cached file (downloaded once if it can be); any other value (a
+    path, a URL) is returned unchanged."""
     if str(name_or_path) not in CHECKPOINTS:
-        return Path(name_or_path)
+        return name_or_path
     entry = CHECKPOINTS[str(name_or_path)]
     target = cache_dir() / entry.file_name
     if target.is_file():

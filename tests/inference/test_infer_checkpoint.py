@@ -7,7 +7,7 @@ import pytest
 import torch
 from detectron2.config import instantiate
 from hostile_weights import code_running_pickle, code_running_torch_file, detectron2_pkl
-from infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
+from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
 
 from mematte_d2.checkpoint import (
     CheckpointError,
@@ -131,7 +131,8 @@ def test_code_running_weights_are_refused_by_predictor_and_commands(tmp_path, ca
     assert convert_main(["vitmatte2mematte", str(evil), str(tmp_path / "init.pth")]) == 2
     assert refusal in capsys.readouterr().err
     assert not marker.exists()
-    assert not (tmp_path / "out").exists() and not (tmp_path / "init.pth").exists()
+    # predict made its (checked) output folder before loading the weights, and wrote nothing
+    assert not any((tmp_path / "out").iterdir()) and not (tmp_path / "init.pth").exists()
 
 
 def test_detectron2_pkl_weights_load_in_the_predictor_and_check(tmp_path, capsys):
