@@ -1,13 +1,14 @@
 """ONNX export of :class:`~mematte_d2.export.graph.FixedBudgetMatting` and running the result.
 
-Uses torch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``). The
-torch.export-based default (``dynamo=True``) needs the extra ``onnxscript`` package and would
-have to prove, for symbolic H and W, every Python branch on sizes in the modeling code (input
-and window padding, query chunking); the tracer instead records the shape arithmetic as graph
-operations, and the one data-dependent size, the token count K of each routed block, reaches
-ONNX ``TopK`` as a tensor computed from the input's shape. Branches that only check shapes
-(always true for a valid input) become constants; the trace is made on a small example input,
-below every chunking threshold of the eager code, so the graph processes whole tensors.
+Uses torch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``), deprecated
+since torch 2.9 but present and working in the pinned 2.14.1. The default, torch.export-based
+path (``dynamo=True``) needs the ``onnxscript`` package, which is not a dependency, and would
+meet the modeling code's Python branches on sizes (padding, chunking) as guards on symbolic H
+and W; it was not tried. The tracer records the shape arithmetic as graph operations, and the
+one data-dependent size, the token count K of each routed block, reaches ONNX ``TopK`` as a
+tensor computed from the input's shape. Branches that only check shapes (true for any valid
+input) become constants; the trace runs on a small example input, below every chunking
+threshold of the eager code, so the graph processes whole tensors.
 
 The graph: inputs ``image`` float32 ``[1, 3, H, W]`` (RGB, 0-255) and ``trimap`` float32
 ``[1, 1, H, W]`` (0 / 128 / 255), output ``alpha`` float32 ``[1, 1, H, W]``; H and W dynamic.
@@ -55,9 +56,10 @@ def export_onnx(
     axes = {2: "height", 3: "width"}
     output = Path(output)
     with warnings.catch_warnings(), torch.no_grad():
-        # Shape checks of the modeling code become constants (see the module docstring).
+        # Shape checks of the modeling code become constants (see the module docstring); the
+        # exporter's deprecation notices are about itself (see the README, Export).
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", "You are using the legacy TorchScript", Warning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             graph,
             example_inputs(*EXAMPLE_SIZE),

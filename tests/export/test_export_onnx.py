@@ -9,6 +9,7 @@ from inference.infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
 
 from mematte_d2.cli.export import main
 from mematte_d2.export import FixedBudgetMatting, eager_budget, onnx_session, run_onnx
+from mematte_d2.export.latency import compare_latency, latency_markdown
 from mematte_d2.inference import MattingPredictor
 from mematte_d2.modeling.routing import ratio_to_count
 
@@ -121,3 +122,12 @@ def test_rejects_unrouted_encoder():
     model = instantiate(tiny_cfg("vitmatte").model)
     with pytest.raises(TypeError, match="RoutedViT"):
         FixedBudgetMatting(model, keep_ratio=0.25)
+
+
+def test_latency_comparison_runs_both_runtimes(exported, predictor):
+    budget, path = exported
+    rows = compare_latency(predictor, onnx_session(path, threads=1), [70], repeats=1, **budget)
+    assert [r.size for r in rows] == [70]
+    assert rows[0].eager_seconds > 0 and rows[0].onnx_seconds > 0
+    assert rows[0].max_abs_diff < 1e-3
+    assert latency_markdown(rows).splitlines()[2].startswith("| 70x70 | ")
