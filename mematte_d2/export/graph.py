@@ -107,8 +107,8 @@ class FixedBudgetMatting(nn.Module):
         return x.permute(0, 3, 1, 2)
 
     def token_count(self, num_tokens: Tensor | int) -> Tensor:
-        """K for an image of ``num_tokens`` tokens: an int in eager mode, a scalar tensor
-        computed from the input's shape in a trace (so K follows the image size)."""
+        """K (a scalar tensor) for an image of ``num_tokens`` tokens: an int in eager mode, in
+        a trace a tensor computed from the input's shape, so that K follows the image size."""
         if isinstance(num_tokens, int):
             num_tokens = torch.tensor(num_tokens)
         if self.max_tokens is not None:
