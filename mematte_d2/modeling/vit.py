@@ -285,11 +285,14 @@ class LayerNorm2d(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.eps = eps
+        # A Python int (not x.shape[1]) so that an ONNX trace sees a constant normalized shape.
+        self.normalized_shape = (channels,)
 
     def forward(self, x: Tensor) -> Tensor:
         # One fused layer_norm over the channels of the [B, H, W, C] view: the encoders hand
         # channels-last tensors in, so the view is contiguous and the output stays channels-last.
-        out = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        out = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
+                           self.eps)
         return out.permute(0, 3, 1, 2)
 
 
