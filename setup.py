@@ -44,6 +44,7 @@ setup(
             "mematte-train=mematte_d2.cli.train:cli",
             "mematte-demo=mematte_d2.cli.demo:main",
             "mematte-benchmark=mematte_d2.cli.benchmark:main",
+            "mematte-export=mematte_d2.cli.export:main",
         ]
     },
 )

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mematte_d2 import model_zoo
-from mematte_d2.cli import benchmark, convert_checkpoint, demo, predict, train
+from mematte_d2.cli import benchmark, convert_checkpoint, demo, export, predict, train
 from mematte_d2.config import ConfigError, ConfigKeyError, load_config
 from mematte_d2.inference import memory_probe
 from mematte_d2.modeling import MEMatte
@@ -123,11 +123,14 @@ def _entry_points(tmp: Path) -> dict:
         "benchmark": (benchmark.main, ["--models", "mematte_s", "--output", str(tmp / "b"),
                                        "--opts"]),
         "memory_probe": (memory_probe.main, ["--config-file", MODEL]),
+        "export": (export.main, ["--config-file", MODEL, "--format", "onnx", "--keep-ratio",
+                                 "0.25", "--output", str(tmp / "m.onnx")]),
     }
 
 
 @pytest.mark.parametrize(
-    "cli", ["train", "demo", "predict", "convert_checkpoint", "benchmark", "memory_probe"]
+    "cli", ["train", "demo", "predict", "convert_checkpoint", "benchmark", "memory_probe",
+            "export"]
 )
 def test_every_cli_refuses_an_unknown_key_before_building_a_model(
     cli, tmp_path, capsys, no_model_building

@@ -71,18 +71,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     import torch
-    from detectron2.config import LazyConfig
 
     from mematte_d2.checkpoint import CheckpointError
+    from mematte_d2.config import ConfigError, load_config
     from mematte_d2.export import export_onnx, onnx_session
     from mematte_d2.export.latency import compare_latency, latency_markdown
     from mematte_d2.inference import MattingPredictor
 
     try:
-        cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), args.opts)
+        cfg = load_config(args.config_file, args.opts)
         predictor = MattingPredictor(cfg, args.weights, device="cpu", max_memory=None)
         path = export_onnx(predictor.model, args.output, args.max_tokens, args.keep_ratio)
-    except (CheckpointError, FileNotFoundError, ValueError, TypeError, KeyError) as e:
+    except (CheckpointError, ConfigError, FileNotFoundError, ValueError, TypeError,
+            KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     budget = (f"--max-tokens {args.max_tokens}" if args.max_tokens is not None

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from inference.infer_tiny import MEMATTE_CONFIG
+from tiny_models import MEMATTE_CONFIG
 
 import mematte_d2.inference
 from mematte_d2.cli.export import main

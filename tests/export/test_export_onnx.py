@@ -5,7 +5,7 @@ import onnx
 import pytest
 import torch
 from detectron2.config import instantiate
-from inference.infer_tiny import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
+from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
 
 from mematte_d2.cli.export import main
 from mematte_d2.export import FixedBudgetMatting, eager_budget, onnx_session, run_onnx
