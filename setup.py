@@ -34,8 +34,10 @@ setup(
         "matplotlib>=3.7",
         "pymatting>=1.1",
         "pillow>=10",
+        "safetensors>=0.4",
         "hydra-core>=1.1",
     ],
+    extras_require={"export": ["onnx>=1.16", "onnxruntime>=1.18"]},
     entry_points={
         "console_scripts": [
             "mematte-predict=mematte_d2.cli.predict:main",
