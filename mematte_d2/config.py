@@ -199,6 +199,8 @@ def _checked_value(key: str, raw: str, value: object, ref: _Reference) -> object
         if isinstance(reference, DictConfig):
             raise ConfigError(f"{key}=None: {key} is a required part of the config")
         raise ConfigError(f"{key}=None: {key} cannot be None ({_expected(reference)})")
+    if isinstance(value, list) and _admits_sequence(ref.annotation):
+        return value  # e.g. one data-set name or a list of them
     if reference is _MISSING or reference is None:
         declared = _declared_scalar_type(ref.annotation)
         if declared is not None and not _fits(value, declared()):
@@ -264,6 +266,16 @@ def _union_members(annotation: object) -> tuple:
 
 def _admits_none(annotation: object) -> bool:
     return annotation is not _MISSING and type(None) in _union_members(annotation)
+
+
+def _admits_sequence(annotation: object) -> bool:
+    """Whether the target declares a list or sequence among the types it takes."""
+    from collections import abc
+
+    return annotation is not _MISSING and any(
+        typing.get_origin(m) in (list, tuple, abc.Sequence) or m in (list, tuple)
+        for m in _union_members(annotation)
+    )
 
 
 def _declared_scalar_type(annotation: object) -> type | None:

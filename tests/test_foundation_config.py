@@ -150,3 +150,10 @@ def test_training_entry_points_refuse_bad_values_and_write_no_config(
     assert _exit_code(main, argv + [override]) == 2
     assert override.split("=")[0] in capsys.readouterr().err
     assert not list(tmp_path.rglob("config.yaml"))
+
+
+def test_a_list_replaces_a_string_only_where_the_target_takes_a_sequence():
+    cfg = load_config(QUICK, ["dataloader.test.dataset=[synthetic_test,other_test]"])
+    assert list(cfg.dataloader.test.dataset) == ["synthetic_test", "other_test"]
+    with pytest.raises(ConfigError, match="expected a string"):
+        load_config(QUICK, ["train.output_dir=[a,b]"])

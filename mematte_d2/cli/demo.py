@@ -37,7 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _metrics(results: dict) -> dict:
-    return dict(results.get("matting", results))
+    """The metrics of the (one) test set from results keyed by set name."""
+    (per_set,) = results.values()
+    return dict(per_set["matting"])
 
 
 def write_sheet(cfg, model: torch.nn.Module, path: Path, count: int = 4) -> None:

@@ -260,8 +260,8 @@ class MattingTrainer(DefaultTrainer):
 
     @classmethod
     def test(cls, cfg: DictConfig, model: torch.nn.Module, evaluators=None) -> OrderedDict:
-        """Evaluate `model` on every ``dataloader.test.dataset``; returns results per set (or
-        the one set's results when there is one, like DefaultTrainer.test)."""
+        """Evaluate `model` on every ``dataloader.test.dataset``; returns results keyed by set
+        name, with one test set as with several (so logged keys read ``<set>/matting/SAD``)."""
         names = test_dataset_names(cfg)
         if evaluators is not None and len(evaluators) != len(names):
             raise ValueError(f"{len(evaluators)} evaluators for {len(names)} test sets")
@@ -270,7 +270,7 @@ class MattingTrainer(DefaultTrainer):
             results[name] = cls.evaluate_on(
                 cfg, model, name, evaluators[i] if evaluators is not None else None
             )
-        return results[names[0]] if len(results) == 1 else results
+        return results
 
     @classmethod
     def evaluate_on(cls, cfg: DictConfig, model: torch.nn.Module, dataset_name: str,
@@ -291,7 +291,7 @@ class MattingTrainer(DefaultTrainer):
         Each rank updates its BatchNorm statistics on its own batches, so before evaluating
         every rank takes rank 0's buffers; the unwrapped model is evaluated (DDP's forward
         would sync buffers per call, which hangs when the ranks' shards differ in length).
-        Returns the test results, plus ``"validation"`` results when a validation set is set.
+        Returns the test results per set, plus the validation set's when one is set.
         """
         model = unwrap_model(self.model)
         broadcast_buffers_from_rank0(model)
@@ -301,7 +301,7 @@ class MattingTrainer(DefaultTrainer):
             return self._last_eval_results
         return {
             **self._last_eval_results,
-            "validation": self.evaluate_on(self.cfg, model, validation),
+            validation: self.evaluate_on(self.cfg, model, validation),
         }
 
     def build_hooks(self) -> list:
@@ -318,9 +318,10 @@ class MattingTrainer(DefaultTrainer):
                 )
             )
         ret.append(hooks.EvalHook(period, self.evaluate_during_training))
-        if main and period > 0 and validation_dataset_name(cfg):
+        validation = validation_dataset_name(cfg)
+        if main and period > 0 and validation:
             ret.append(hooks.BestCheckpointer(
-                period, self.checkpointer, "validation/matting/SAD", "min"
+                period, self.checkpointer, f"{validation}/matting/SAD", "min"
             ))
         vis_period = cfg.train.get("vis_period", 0)
         if main and vis_period > 0:

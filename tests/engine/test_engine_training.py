@@ -50,7 +50,8 @@ def test_loss_decreases_and_teacherless_routing_trains(tiny_datasets_root, tmp_p
     assert len(losses) == 60
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
     assert (tmp_path / "model_final.pth").is_file()
-    assert set(results["matting"]) >= {"SAD", "MSE_x1e3", "Grad", "Conn", "keep_ratio"}
+    assert set(results["engine_tiny_test"]["matting"]) >= {"SAD", "MSE_x1e3", "Grad", "Conn",
+                                                           "keep_ratio"}
     assert (tmp_path / "inference/engine_tiny_test/matting_per_image.csv").is_file()
 
 
@@ -98,7 +99,8 @@ def _ddp_worker(output_dir: str, datasets: str, extra: tuple[str, ...]) -> None:
     params = {k: v.detach().clone() for k, v in trainer.model.module.named_parameters()}
     torch.save(params, Path(output_dir) / f"params_rank{rank}.pt")
     if rank == 0:
-        (Path(output_dir) / "final_eval.json").write_text(json.dumps(results["matting"]))
+        final = results["engine_tiny_test"]["matting"]
+        (Path(output_dir) / "final_eval.json").write_text(json.dumps(final))
 
 
 @pytest.mark.parametrize("sync", ["False", pytest.param("True", marks=pytest.mark.slow)])
@@ -115,7 +117,7 @@ def test_two_process_training_evaluates_the_saved_model(tiny_datasets_root, tmp_
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
 
     cfg = _cfg(tmp_path / "eval", f"train.init_checkpoint={tmp_path / 'model_final.pth'}")
-    alone = evaluate(cfg)["matting"]
+    alone = evaluate(cfg)["engine_tiny_test"]["matting"]
     during = json.loads((tmp_path / "final_eval.json").read_text())
     for name in ("SAD", "MSE_x1e3", "Grad", "Conn"):
         assert during[name] == pytest.approx(alone[name], rel=1e-6, abs=1e-9), name
@@ -252,8 +254,9 @@ def test_visualizer_logs_routing_sheets(tiny_datasets_root, tmp_path):
 def test_best_checkpoint_only_by_a_validation_set(tiny_datasets_root, tmp_path):
     """Paper recipes evaluate on the test set but never choose model_best.pth by it."""
     synthetic = tiny_datasets_root / "synthetic/test"
-    register_evaluation_dataset("engine_tiny_val", synthetic / "image", synthetic / "alpha",
-                                synthetic / "trimap")
+    for name in ("engine_tiny_val", "engine_tiny_test2"):
+        register_evaluation_dataset(name, synthetic / "image", synthetic / "alpha",
+                                    synthetic / "trimap")
     common = ("train.max_iter=2", "train.eval_period=1", "train.checkpointer.period=1000")
     on_test = MattingTrainer(_cfg(tmp_path / "test", *common))
     assert not any(isinstance(h, hooks.BestCheckpointer) for h in on_test._hooks)
@@ -261,10 +264,13 @@ def test_best_checkpoint_only_by_a_validation_set(tiny_datasets_root, tmp_path):
     assert not (tmp_path / "test/model_best.pth").exists()
 
     validation = "train.validation_set=engine_tiny_val"
-    validated = MattingTrainer(_cfg(tmp_path / "val", *common, validation))
+    two_test_sets = "dataloader.test.dataset=[engine_tiny_test,engine_tiny_test2]"
+    validated = MattingTrainer(_cfg(tmp_path / "val", *common, validation, two_test_sets))
     results = validated.train()
     assert (tmp_path / "val/model_best.pth").is_file()
-    assert set(results["matting"]) >= {"SAD"}  # the test set's results, as without validation
+    # the test results, keyed by set name with two test sets as with one
+    assert set(results) == {"engine_tiny_test", "engine_tiny_test2"}
+    assert set(results["engine_tiny_test2"]["matting"]) >= {"SAD"}
 
     with pytest.raises(ValueError, match="train.validation_set='engine_tiny_test' is also a test"):
         MattingTrainer(_cfg(tmp_path / "bad", "train.validation_set=engine_tiny_test"))

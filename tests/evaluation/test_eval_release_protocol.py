@@ -77,7 +77,7 @@ def release_eval_run(tmp_path_factory):
     _register_fixture()
     out = tmp_path_factory.mktemp("release_eval")
     results = evaluate(_tiny_eval_config(out))
-    return out / "inference" / DATASET, results
+    return out / "inference" / DATASET, results[DATASET]
 
 
 def test_eval_only_writes_the_release_pngs(release_eval_run):
