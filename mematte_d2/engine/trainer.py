@@ -21,6 +21,7 @@ from mematte_d2.checkpoint import (
     StrictCheckpointer,
     initialize_from_checkpoint,
 )
+from mematte_d2.evaluation import TimedModel
 from mematte_d2.utils.distributed import broadcast_buffers_from_rank0
 
 from .hooks import MattingVisualizer, unwrap_model
@@ -278,7 +279,7 @@ class MattingTrainer(DefaultTrainer):
         """Evaluate `model` on one registered set (each rank takes a shard of it)."""
         evaluator = evaluator or cls.build_evaluator(cfg, dataset_name)
         results = inference_on_dataset(
-            model, cls.build_test_loader(cfg, dataset_name), evaluator
+            TimedModel(model), cls.build_test_loader(cfg, dataset_name), evaluator
         )
         if comm.is_main_process():
             logger.info("Evaluation results for %s in csv format:", dataset_name)

@@ -8,9 +8,11 @@ from .metrics import (
     compute_mse,
     compute_sad,
 )
+from .timing import TimedModel
 
 __all__ = [
     "MattingEvaluator",
+    "TimedModel",
     "compute_conn",
     "compute_grad",
     "compute_matting_metrics",

@@ -4,7 +4,6 @@ Also the plain ViTMatte baseline when built with a ViTMatte encoder and no teach
 """
 
 import contextlib
-import time
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -305,7 +304,6 @@ class MEMatte(nn.Module):
         return results
 
     def _inference_same_size(self, batched_inputs: list[dict]) -> list[dict]:
-        start = time.perf_counter()
         inputs, _ = self.preprocess(batched_inputs)
         encoded = self.backbone(inputs)
         features = encoded["features"]
@@ -321,9 +319,6 @@ class MEMatte(nn.Module):
         if routing is None:
             routing = features.new_zeros(features.shape[0], 0, *features.shape[-2:])
         routing = routing.bool()
-        if alpha.is_cuda:
-            torch.cuda.synchronize(alpha.device)
-        seconds_per_image = (time.perf_counter() - start) / len(batched_inputs)
         results = []
         for i, item in enumerate(batched_inputs):
             h, w = item["image"].shape[-2:]
@@ -332,7 +327,6 @@ class MEMatte(nn.Module):
                     "alpha": alpha[i, :, :h, :w],
                     "routing": routing[i],
                     "keep_ratio": routing[i].flatten(1).float().mean(dim=1),
-                    "inference_time": seconds_per_image,
                 }
             )
         return results
