@@ -71,7 +71,8 @@ class MattingEvaluator(DatasetEvaluator):
     models without routers), mean model seconds per image (the outputs' "inference_time", which
     :class:`~mematte_d2.evaluation.TimedModel` adds; NaN when missing) and the largest
     per-image peak memory in MiB. Peak memory per image is the peak since the previous
-    `process()` call, i.e. the model call and the loading of its batch: CUDA allocations for CUDA outputs, the process's peak RSS on CPU (shared by a batch).
+    `process()` call, i.e. the model call and the loading of its batch: CUDA allocations for
+    CUDA outputs, the process's peak RSS on CPU (shared by a batch).
     """
 
     def __init__(
