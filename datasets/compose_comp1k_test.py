@@ -48,7 +48,7 @@ from mematte_d2.data.compose import (
     trimap_from_alpha,
 )
 from mematte_d2.data.reading import check_same_size
-from mematte_d2.inference.io import ImageReadError, read_trimap, write_png
+from mematte_d2.utils.image_io import ImageReadError, read_trimap, write_png
 
 SUBDIRS = ("merged", "alpha_copy", "trimaps", "fg", "bg")
 _READ_ERRORS = (ImageReadError, FileNotFoundError, ValueError)

@@ -33,7 +33,7 @@ from mematte_d2.data.compose import (
     trimap_from_alpha,
 )
 from mematte_d2.data.reading import check_same_size, read_alpha
-from mematte_d2.inference.io import (
+from mematte_d2.utils.image_io import (
     ImageReadError,
     alpha_to_png_array,
     read_image,

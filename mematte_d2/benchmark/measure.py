@@ -22,10 +22,10 @@ from mematte_d2.inference.memory import (
     estimate_peak_memory,
     format_bytes,
     model_dims,
-    peak_rss_bytes,
     token_grid,
 )
 from mematte_d2.utils.precision import autocast, autocast_dtype
+from mematte_d2.utils.process_memory import current_rss_bytes, peak_rss_bytes
 
 from .cases import InferenceCase, TrainCase, case_from_json, load_model_config, synthetic_pair
 from .flops import count_gflops
@@ -71,11 +71,7 @@ def _repeat_count(case_repeats: int, first: float, max_seconds: float | None) ->
 def _memory_before(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.memory_allocated(device))
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return peak_rss_bytes()
+    return current_rss_bytes()
 
 
 def estimated_peak(model: torch.nn.Module, case: InferenceCase) -> int:

@@ -15,6 +15,8 @@ import sys
 import tempfile
 import time
 
+from mematte_d2.utils.process_memory import peak_rss_bytes
+
 from .cases import InferenceCase, TrainCase
 
 RESULT_PREFIX = "BENCHMARK_RESULT "
@@ -26,18 +28,6 @@ def _child_env(threads: int) -> dict[str, str]:
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
     return env
-
-
-def _vm_hwm(pid: int) -> int | None:
-    """Peak resident bytes of a running process (Linux), None when unknown."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def _failure(returncode: int, stderr: str) -> str:
@@ -62,7 +52,7 @@ def run_case(case: InferenceCase | TrainCase, timeout: float | None = None) -> d
         peak_so_far = None
         while child.poll() is None:
             if timeout is not None and time.monotonic() - start > timeout:
-                peak_so_far = _vm_hwm(child.pid)
+                peak_so_far = peak_rss_bytes(child.pid)
                 child.kill()
                 child.wait()
                 break

@@ -24,9 +24,9 @@ from mematte_d2.cli.common import OneLineErrorParser, checked, describe_error
 from mematte_d2.evaluation.folder import evaluate_item, match_folders
 from mematte_d2.evaluation.metrics import REGIONS
 from mematte_d2.evaluation.report import format_table, summarize, write_csv, write_json
-from mematte_d2.inference.io import MAX_PIXELS
 from mematte_d2.inference.options import check_max_pixels
 from mematte_d2.utils.atomic import atomic_write
+from mematte_d2.utils.image_io import MAX_PIXELS
 
 CSV_NAME = "matting_per_image.csv"
 JSON_NAME = "matting_metrics.json"

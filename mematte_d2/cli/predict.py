@@ -29,18 +29,6 @@ from tqdm import tqdm
 from mematte_d2.checkpoint import CheckpointError
 from mematte_d2.cli.common import OneLineErrorParser, checked, describe_error
 from mematte_d2.inference.inputs import Job, list_images, pair_with_trimaps
-from mematte_d2.inference.io import (
-    MAX_PIXELS,
-    ImageReadError,
-    alpha_to_png_array,
-    read_alpha_channel,
-    read_image,
-    read_mask,
-    read_trimap,
-    to_float01,
-    to_uint8,
-    write_png,
-)
 from mematte_d2.inference.memory import format_bytes, parse_memory_size
 from mematte_d2.inference.options import (
     check_keep_ratio,
@@ -53,6 +41,18 @@ from mematte_d2.inference.render import (
     estimate_foreground,
     make_cutout,
     routing_overlay,
+)
+from mematte_d2.utils.image_io import (
+    MAX_PIXELS,
+    ImageReadError,
+    alpha_to_png_array,
+    read_alpha_channel,
+    read_image,
+    read_mask,
+    read_trimap,
+    to_float01,
+    to_uint8,
+    write_png,
 )
 from mematte_d2.utils.trimap import trimap_codes
 from mematte_d2.utils.trimap_from_mask import (

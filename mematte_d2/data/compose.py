@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mematte_d2.inference.io import IMAGE_EXTENSIONS, ImageReadError
+from mematte_d2.utils.image_io import IMAGE_EXTENSIONS, ImageReadError
 
 from .transforms import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN
 

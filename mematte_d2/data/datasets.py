@@ -20,7 +20,7 @@ from pathlib import Path
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image, UnidentifiedImageError
 
-from mematte_d2.inference.io import IMAGE_EXTENSIONS, ImageReadError
+from mematte_d2.utils.image_io import IMAGE_EXTENSIONS, ImageReadError
 
 __all__ = [
     "get_matting_dataset_dicts",

@@ -1,6 +1,6 @@
 """Reading the files of a matting sample as float arrays, with errors that name the file.
 
-Built on mematte_d2.inference.io (8/16-bit, grayscale, RGBA handled there): colour images come
+Built on mematte_d2.utils.image_io (8/16-bit, grayscale, RGBA handled there): colour images come
 back as HxWx3 RGB float32 on the 0-255 scale, alpha mattes as HxW float32 in [0, 1] taken from
 the first channel (what the official evaluation reads), trimaps as HxW uint8 0/128/255 codes.
 """
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mematte_d2.inference.io import read_image, read_trimap, to_float01
+from mematte_d2.utils.image_io import read_image, read_trimap, to_float01
 from mematte_d2.utils.trimap import trimap_to_uint8
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mematte_d2.inference.io import alpha_to_png_array, write_png
+from mematte_d2.utils.image_io import alpha_to_png_array, write_png
 
 from .builtin import datasets_root
 from .compose import composite, trimap_from_alpha

@@ -18,7 +18,7 @@ from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 from detectron2.utils.file_io import PathManager
 
-from mematte_d2.inference.io import alpha_to_png_array, write_png
+from mematte_d2.utils.image_io import alpha_to_png_array, write_png
 from mematte_d2.utils.trimap import trimap_to_uint8
 
 from .metrics import REGIONS, compute_matting_metrics

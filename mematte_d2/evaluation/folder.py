@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mematte_d2.inference.io import (
+from mematte_d2.utils.image_io import (
     IMAGE_EXTENSIONS,
     MAX_PIXELS,
     ImageReadError,
@@ -81,7 +81,7 @@ def read_plane_u8(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """An image file's first channel (R of colour, as MATLAB's imread(:,:,1)) as HxW uint8.
 
     16-bit and float files are rounded to 8 bits, as an 8-bit PNG would hold them; values
-    their dtype's scale cannot mean are refused by mematte_d2.inference.io.
+    their dtype's scale cannot mean are refused by mematte_d2.utils.image_io.
     """
     plane = read_plane(path, max_pixels)
     try:

@@ -2,7 +2,7 @@
 
 On a CUDA device the peak is torch's max_memory_allocated (tensors only, no allocator cache).
 On CPU it is the process's high-water resident set (VmHWM, read by
-mematte_d2.inference.memory.peak_rss_bytes); Linux lets a process lower VmHWM to its current
+mematte_d2.utils.process_memory.peak_rss_bytes); Linux lets a process lower VmHWM to its current
 RSS by writing "5" to /proc/self/clear_refs, which `reset` does when permitted. Otherwise the
 CPU figure is the peak since the process started.
 """
@@ -11,7 +11,7 @@ import logging
 
 import torch
 
-from mematte_d2.inference.memory import peak_rss_bytes
+from mematte_d2.utils.process_memory import peak_rss_bytes
 
 logger = logging.getLogger(__name__)
 

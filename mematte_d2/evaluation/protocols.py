@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from mematte_d2.inference.io import alpha_to_png_array
+from mematte_d2.utils.image_io import alpha_to_png_array
 from mematte_d2.utils.trimap import clamp_known_regions
 
 

@@ -4,7 +4,7 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import IMAGE_EXTENSIONS
+from mematte_d2.utils.image_io import IMAGE_EXTENSIONS
 
 # Suffixes of the files the predict command writes; skipped when reading its own output folder.
 OUTPUT_SUFFIXES = ("_alpha", "_cutout", "_composite", "_routing")

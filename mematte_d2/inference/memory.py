@@ -32,8 +32,6 @@ the measured peak.
 
 import math
 import re
-import resource
-import sys
 from dataclasses import dataclass
 
 import psutil
@@ -270,20 +268,3 @@ class MemoryBudget:
 
 def format_bytes(n: int) -> str:
     return f"{n / 2**30:.2f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far.
-
-    Linux: VmHWM of /proc/self/status (ru_maxrss would also count a parent's peak inherited
-    through fork + exec); elsewhere ru_maxrss (macOS reports bytes, others KiB).
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)

@@ -22,7 +22,9 @@ def _measure_here(config_file: str, opts: list[str], height: int, width: int,
     import numpy as np
     import torch
 
-    from .memory import estimate_peak_memory, model_dims, peak_rss_bytes
+    from mematte_d2.utils.process_memory import peak_rss_bytes
+
+    from .memory import estimate_peak_memory, model_dims
     from .predictor import MattingPredictor
 
     torch.manual_seed(0)

@@ -92,7 +92,7 @@ def _describe(value) -> str:
         return (f"a torch.Tensor of shape {tuple(value.shape)} (give numpy HxWx3 arrays, e.g. "
                 "tensor.permute(1, 2, 0).cpu().numpy() for a CHW tensor)")
     if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
-        return f"the path {str(value)!r} (read files with mematte_d2.inference.io.read_image)"
+        return f"the path {str(value)!r} (read files with mematte_d2.utils.image_io.read_image)"
     if isinstance(value, np.ndarray):
         return f"a numpy array of shape {value.shape}"
     return "None" if value is None else f"a {type(value).__name__}"
@@ -110,7 +110,7 @@ def validate_inputs(image: np.ndarray, trimap: np.ndarray) -> None:
     if image.dtype != np.uint8:
         raise TypeError(
             f"image dtype must be uint8, got {image.dtype} "
-            "(mematte_d2.inference.io.to_uint8 converts 16-bit and float images)"
+            "(mematte_d2.utils.image_io.to_uint8 converts 16-bit and float images)"
         )
     if not (trimap.dtype == np.uint8 or np.issubdtype(trimap.dtype, np.floating)):
         raise TypeError(
@@ -120,7 +120,7 @@ def validate_inputs(image: np.ndarray, trimap: np.ndarray) -> None:
         channels = image.shape[2] if image.ndim == 3 else 1
         raise ValueError(
             f"image must have shape HxWx3, got {image.shape} ({channels} channel(s)); "
-            "mematte_d2.inference.io.read_image turns grayscale and RGBA files into 3 channels"
+            "mematte_d2.utils.image_io.read_image turns grayscale and RGBA files into 3 channels"
         )
     if trimap.ndim != 2:
         raise ValueError(f"trimap must have shape HxW, got {trimap.shape}")

@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mematte_d2.inference.io import write_png
+from mematte_d2.utils.image_io import write_png
 
 _counter = itertools.count()
 

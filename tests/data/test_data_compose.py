@@ -12,7 +12,7 @@ from data_samples import soft_alpha
 from PIL import Image
 
 from mematte_d2.data.compose import adobe_background, adobe_composite
-from mematte_d2.inference.io import write_png
+from mematte_d2.utils.image_io import write_png
 
 DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 

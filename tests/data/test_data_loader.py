@@ -19,7 +19,7 @@ from mematte_d2.data import (
     build_matting_train_loader,
     register_matting_dataset,
 )
-from mematte_d2.inference.io import ImageReadError, write_png
+from mematte_d2.utils.image_io import ImageReadError, write_png
 
 CROP = 48
 

@@ -14,7 +14,7 @@ from mematte_d2.data import (
     register_matting_dataset,
 )
 from mematte_d2.data.builtin import BUILTIN_DATASETS, builtin_dataset_args
-from mematte_d2.inference.io import ImageReadError
+from mematte_d2.utils.image_io import ImageReadError
 
 
 def test_composition_dicts_pair_each_foreground_with_its_backgrounds(tmp_path):

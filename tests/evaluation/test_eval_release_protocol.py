@@ -16,11 +16,12 @@ from detectron2.data import DatasetCatalog
 from PIL import Image
 
 from mematte_d2.cli.train import evaluate
+from mematte_d2.config import load_config
 from mematte_d2.data import MattingTestMapper, register_matting_dataset
 from mematte_d2.data.release_protocol import read_release_trimap, release_padded_size
 from mematte_d2.evaluation import MattingEvaluator, compute_matting_metrics
 from mematte_d2.evaluation.protocols import release_prediction_png
-from mematte_d2.inference.io import read_image
+from mematte_d2.utils.image_io import read_image
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "release_eval"
 DATASET = "release_eval_fixture"
@@ -47,7 +48,6 @@ def _register_fixture() -> None:
 
 
 def _tiny_eval_config(output_dir: Path, protocol: str | None = None):
-    cfg = LazyConfig.load("configs/Composition-1K/mematte_s_topk0.25.py")
     opts = TINY_MODEL + [
         f"dataloader.test.dataset={DATASET}", f"dataloader.evaluator.dataset_name={DATASET}",
         "dataloader.test.num_workers=0", "dataloader.evaluator.save_predictions=True",
@@ -56,7 +56,7 @@ def _tiny_eval_config(output_dir: Path, protocol: str | None = None):
     ]
     if protocol is not None:
         opts.append(f"dataloader.test.mapper.protocol={protocol}")
-    return LazyConfig.apply_overrides(cfg, opts)
+    return load_config("configs/Composition-1K/mematte_s_topk0.25.py", opts)
 
 
 def _compare_with_release(predictions: Path) -> tuple[int, int, int]:
@@ -169,8 +169,7 @@ def test_mapper_rejects_an_unknown_protocol():
 
 
 def _tiny_model():
-    cfg = LazyConfig.apply_overrides(
-        LazyConfig.load("configs/Composition-1K/mematte_s_topk0.25.py"), TINY_MODEL)
+    cfg = load_config("configs/Composition-1K/mematte_s_topk0.25.py", TINY_MODEL)
     return instantiate(cfg.model).eval()
 
 

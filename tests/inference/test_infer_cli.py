@@ -19,7 +19,7 @@ from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
 
 from mematte_d2.cli.predict import main
 from mematte_d2.inference import MattingPredictor
-from mematte_d2.inference.io import read_image, to_uint8
+from mematte_d2.utils.image_io import read_image, to_uint8
 
 REPO = Path(__file__).resolve().parents[2]
 

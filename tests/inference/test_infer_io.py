@@ -8,19 +8,19 @@ from file_limits import file_size_limit
 from hostile_files import png_header_only
 from PIL import ExifTags, Image, ImageOps
 
-from mematte_d2.inference.io import (
+from mematte_d2.inference.render import (
+    composite,
+    estimate_foreground,
+    make_cutout,
+    routing_overlay,
+)
+from mematte_d2.utils.image_io import (
     ImageReadError,
     alpha_to_png_array,
     read_image,
     read_trimap,
     to_uint8,
     write_png,
-)
-from mematte_d2.inference.render import (
-    composite,
-    estimate_foreground,
-    make_cutout,
-    routing_overlay,
 )
 
 
