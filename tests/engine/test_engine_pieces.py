@@ -72,7 +72,8 @@ def test_schedule_follows_max_iter():
 
 
 def test_layer_decay_groups_of_the_recipe():
-    cfg = LazyConfig.load("configs/common/optim.py")
+    # the recipe ties the layer decay to its student: 12 blocks
+    cfg = LazyConfig.load("configs/Composition-1K/mematte_s_topk0.25.py")
     model = torch.nn.Module()
     model.backbone = torch.nn.Module()
     model.backbone.pos_embed = torch.nn.Parameter(torch.zeros(1, 4, 8))
