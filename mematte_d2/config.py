@@ -44,6 +44,7 @@ TRAIN_LIMITS: dict[str, Limit] = {
     "train.checkpointer.period": Limit(1),
     "train.checkpointer.max_to_keep": Limit(1, none_ok=True),
     "train.clip_grad.max_norm": Limit(0, exclusive=True),
+    "train.reference_world_size": Limit(0, none_ok=True),
 }
 
 _MISSING = object()

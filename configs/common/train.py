@@ -21,5 +21,8 @@ train = dict(
     ddp=dict(forward_sync_buffers=True, find_unused_parameters=False, fp16_compression=True),
     device=None,  # None = CUDA when available, else CPU; with several GPUs, one per process
     seed=42,  # < 0 = a fresh random seed per run (resumed runs then differ)
+    # processes the batch and lr were chosen for: another world size scales batch, lr and
+    # iteration counts to keep the batch per process (MattingTrainer.auto_scale_workers); 0 = off
+    reference_world_size=0,
     cudnn_benchmark=False,
 )

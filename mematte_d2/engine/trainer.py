@@ -1,5 +1,6 @@
 """MattingTrainer: detectron2's DefaultTrainer workflow driven by a LazyConfig."""
 
+import copy
 import itertools
 import logging
 import weakref
@@ -131,11 +132,13 @@ class MattingTrainer(DefaultTrainer):
     LazyConfig with the keys of ``configs/common/train.py``.
 
     Differences from DefaultTrainer: the step runner (seeded per iteration, AMP, clipping),
-    a resumable data stream, strict checkpoint checks, matting hooks.
+    a resumable data stream, strict checkpoint checks, matting hooks. Every public method of
+    DefaultTrainer that reads the config is overridden for the LazyConfig keys.
     """
 
     def __init__(self, cfg: DictConfig):
         TrainerBase.__init__(self)
+        cfg = self.auto_scale_workers(cfg, comm.get_world_size())
         if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
             setup_logger()
         validation = validation_dataset_name(cfg)
@@ -167,6 +170,40 @@ class MattingTrainer(DefaultTrainer):
         self.max_iter = cfg.train.max_iter
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
+
+    @staticmethod
+    def auto_scale_workers(cfg: DictConfig, num_workers: int) -> DictConfig:
+        """`cfg` for `num_workers` processes when it was written for
+        ``train.reference_world_size`` of them (0 or None: `cfg` unchanged), as DefaultTrainer
+        does for yacs configs: the batch per process stays, so the total batch and the learning
+        rate scale with the ratio and iteration counts (schedule, warmup, evaluation,
+        checkpoints, visualisation) inversely. Returns a scaled copy."""
+        reference = cfg.train.get("reference_world_size") or 0
+        if reference in (0, num_workers):
+            return cfg
+        batch = cfg.dataloader.train.total_batch_size
+        if batch % reference:
+            raise ValueError(f"dataloader.train.total_batch_size={batch} is not divisible by "
+                             f"train.reference_world_size={reference}")
+        ratio = num_workers / reference
+        cfg = copy.deepcopy(cfg)
+        cfg.dataloader.train.total_batch_size = batch // reference * num_workers
+        cfg.optimizer.lr = cfg.optimizer.lr * ratio
+        for node, key in ((cfg.train, "max_iter"), (cfg.train, "eval_period"),
+                          (cfg.train, "vis_period"), (cfg.train.checkpointer, "period"),
+                          (cfg.get("lr_multiplier", {}), "warmup_iters")):
+            if node.get(key):
+                node[key] = max(1, round(node[key] / ratio))
+        cfg.train.reference_world_size = num_workers
+        logger.info("Scaled the config from %d to %d processes: total batch %d, lr %g, "
+                    "max_iter %d", reference, num_workers, cfg.dataloader.train.total_batch_size,
+                    cfg.optimizer.lr, cfg.train.max_iter)
+        return cfg
+
+    def build_writers(self) -> list:
+        """detectron2's default writers (console, metrics.json, TensorBoard) in
+        ``train.output_dir``."""
+        return default_writers(self.cfg.train.output_dir, self.max_iter)
 
     @staticmethod
     def seed_of(cfg: DictConfig) -> int:
@@ -330,8 +367,8 @@ class MattingTrainer(DefaultTrainer):
             samples = list(itertools.islice((b[0] for b in loader), cfg.train.get("vis_images", 2)))
             ret.append(MattingVisualizer(vis_period, samples, cfg.train.output_dir))
         if main:
-            writers = default_writers(cfg.train.output_dir, self.max_iter)
-            ret.append(hooks.PeriodicWriter(writers, period=cfg.train.get("log_period", 20)))
+            ret.append(hooks.PeriodicWriter(self.build_writers(),
+                                            period=cfg.train.get("log_period", 20)))
         return ret
 
     def train(self):
