@@ -193,6 +193,8 @@ def _checked_value(key: str, raw: str, value: object, ref: _Reference) -> object
     folder "2024", not the number).
     """
     reference = ref.current if ref.current is not _MISSING else ref.default
+    if isinstance(value, list) and isinstance(reference, str) and _admits_sequence(ref.annotation):
+        return value  # a list where the target takes one name or several (data sets)
     if value is None:
         if (reference is None or ref.default is None or _admits_none(ref.annotation)
                 or (key in TRAIN_LIMITS and TRAIN_LIMITS[key].none_ok)):
@@ -200,8 +202,6 @@ def _checked_value(key: str, raw: str, value: object, ref: _Reference) -> object
         if isinstance(reference, DictConfig):
             raise ConfigError(f"{key}=None: {key} is a required part of the config")
         raise ConfigError(f"{key}=None: {key} cannot be None ({_expected(reference)})")
-    if isinstance(value, list) and _admits_sequence(ref.annotation):
-        return value  # e.g. one data-set name or a list of them
     if reference is _MISSING or reference is None:
         declared = _declared_scalar_type(ref.annotation)
         if declared is not None and not _fits(value, declared()):
