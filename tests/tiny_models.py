@@ -1,8 +1,12 @@
 """The tiny MEMatte / ViTMatte the tests share: the ViT-S model configs shrunk to width 32,
-2 heads, 6 blocks (2 global, routed in MEMatte), window 4."""
+2 heads, 6 blocks (2 global, routed in MEMatte), window 4; and the registration of a generated
+synthetic set under a test's own names."""
+
+from pathlib import Path
 
 from mematte_d2 import model_zoo
 from mematte_d2.config import load_config
+from mematte_d2.data import register_composition_dataset, register_evaluation_dataset
 
 MEMATTE_CONFIG = model_zoo.get_config_file("common/models/mematte_s.py")
 VITMATTE_CONFIG = model_zoo.get_config_file("common/models/vitmatte_s.py")
@@ -36,3 +40,16 @@ def tiny_cfg(kind: str = "mematte", extra: list[str] | tuple = ()):
     path, opts = (MEMATTE_CONFIG, MEMATTE_OPTS) if kind == "mematte" else (VITMATTE_CONFIG,
                                                                            VITMATTE_OPTS)
     return load_config(path, [*opts, *extra])
+
+
+def register_synthetic_sets(synthetic: Path, prefix: str) -> None:
+    """Register a folder written by ``generate_synthetic_dataset`` as ``<prefix>_train`` and
+    ``<prefix>_test``."""
+    register_composition_dataset(
+        f"{prefix}_train", synthetic / "train/fg", synthetic / "train/alpha",
+        synthetic / "train/bg",
+    )
+    register_evaluation_dataset(
+        f"{prefix}_test", synthetic / "test/image", synthetic / "test/alpha",
+        synthetic / "test/trimap",
+    )

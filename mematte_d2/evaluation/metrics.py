@@ -20,8 +20,9 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from mematte_d2.utils.trimap import describe_stray_codes
+
 REGIONS = ("unknown", "whole")
-TRIMAP_CODES = (0, 128, 255)
 UNKNOWN_CODE = 128
 
 GRAD_SIGMA = 1.4
@@ -56,13 +57,10 @@ def check_inputs(pred: np.ndarray, alpha: np.ndarray, trimap: np.ndarray) -> Non
     for name, arr in (("alpha", alpha), ("trimap", trimap)):
         if arr.shape != pred.shape:
             raise ValueError(f"{name} shape {arr.shape} differs from pred shape {pred.shape}")
-    counts = np.bincount(trimap.ravel(), minlength=256)
-    counts[list(TRIMAP_CODES)] = 0
-    bad = np.flatnonzero(counts)
-    if bad.size:
-        shown = ", ".join(str(v) for v in bad[:8]) + (", ..." if bad.size > 8 else "")
+    stray = describe_stray_codes(trimap)
+    if stray:
         raise ValueError(
-            f"trimap has values other than 0 / 128 / 255 ({shown}); the official evaluation "
+            f"trimap has values other than 0 / 128 / 255 ({stray}); the official evaluation "
             "treats exactly 128 as unknown, so snap the trimap to these codes first"
         )
 

@@ -76,17 +76,25 @@ def trimap_codes(trimap: np.ndarray, snap: bool = True) -> np.ndarray:
         out[codes < TRIMAP_BG_THRESHOLD] = 0
         out[codes >= TRIMAP_FG_THRESHOLD] = 255
         return out
+    stray = describe_stray_codes(codes)
+    if stray:
+        raise ValueError(
+            f"trimap has values other than 0 / 128 / 255 ({stray}); snap it to these codes "
+            "(snap_trimap, --snap-trimap: < 85 background, >= 170 foreground, else unknown)"
+        )
+    return codes
+
+
+def describe_stray_codes(codes: np.ndarray) -> str:
+    """The values of a uint8 trimap other than 0 / 128 / 255, as "v1, v2, ... in N pixels"
+    (at most 8 values shown), or "" when there are none."""
     counts = np.bincount(codes.ravel(), minlength=256)
     counts[list(TRIMAP_CODES)] = 0
     stray = np.flatnonzero(counts)
-    if stray.size:
-        shown = ", ".join(str(v) for v in stray[:8]) + (", ..." if stray.size > 8 else "")
-        raise ValueError(
-            f"trimap has values other than 0 / 128 / 255 ({shown} in {int(counts.sum())} "
-            "pixels); snap it to these codes (snap_trimap, --snap-trimap: < 85 background, "
-            ">= 170 foreground, else unknown)"
-        )
-    return codes
+    if not stray.size:
+        return ""
+    shown = ", ".join(str(v) for v in stray[:8]) + (", ..." if stray.size > 8 else "")
+    return f"{shown} in {int(counts.sum())} pixels"
 
 
 def trimap_to_uint8(trimap: np.ndarray) -> np.ndarray:

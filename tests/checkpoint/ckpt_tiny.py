@@ -4,27 +4,15 @@ from pathlib import Path
 
 from detectron2.config import LazyConfig
 
-from mematte_d2.data import register_composition_dataset, register_evaluation_dataset
 from mematte_d2.engine import apply_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = str(REPO / "configs/quick_schedules/mematte_tiny_synthetic.py")
 
 
-def register_ckpt_sets(synthetic: Path) -> None:
-    register_composition_dataset(
-        "ckpt_tiny_train", synthetic / "train/fg", synthetic / "train/alpha",
-        synthetic / "train/bg",
-    )
-    register_evaluation_dataset(
-        "ckpt_tiny_test", synthetic / "test/image", synthetic / "test/alpha",
-        synthetic / "test/trimap",
-    )
-
-
 def ckpt_opts(output_dir: Path) -> list[str]:
     """Overrides of the quick schedule: a 32-wide encoder on 64 px crops, 2 per step, on the
-    sets `register_ckpt_sets` registers, evaluated only at the end."""
+    sets ``register_synthetic_sets(..., "ckpt_tiny")`` registers, evaluated only at the end."""
     return [
         "model.backbone.embed_dim=32",
         "model.decoder.in_chans=32",

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from ckpt_tiny import register_ckpt_sets
+from tiny_models import register_synthetic_sets
 
 from mematte_d2.data.synthetic import generate_synthetic_dataset
 
@@ -15,5 +15,5 @@ def ckpt_datasets(tmp_path_factory) -> Path:
     generate_synthetic_dataset(
         root / "synthetic", num_train=2, num_bg=2, num_test=1, size=64, test_size=48, seed=3
     )
-    register_ckpt_sets(root / "synthetic")
+    register_synthetic_sets(root / "synthetic", "ckpt_tiny")
     return root

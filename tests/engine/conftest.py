@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from engine_tiny import register_tiny_sets
+from tiny_models import register_synthetic_sets
 
 from mematte_d2.data.synthetic import generate_synthetic_dataset
 
@@ -16,5 +16,5 @@ def tiny_datasets_root(tmp_path_factory) -> Path:
     generate_synthetic_dataset(
         root / "synthetic", num_train=4, num_bg=3, num_test=2, size=96, test_size=80, seed=1
     )
-    register_tiny_sets(root)
+    register_synthetic_sets(root / "synthetic", "engine_tiny")
     return root

@@ -3,8 +3,6 @@
 import os
 from pathlib import Path
 
-from mematte_d2.data import register_composition_dataset, register_evaluation_dataset
-
 REPO = Path(__file__).resolve().parents[2]
 QUICK = str(REPO / "configs/quick_schedules/mematte_tiny_synthetic.py")
 
@@ -37,16 +35,3 @@ def cli_env(datasets_root: Path) -> dict:
     env = dict(os.environ, MEMATTE_DATASETS=str(datasets_root), OMP_NUM_THREADS="1")
     env.pop("MEMATTE_TRACEBACK", None)
     return env
-
-
-def register_tiny_sets(root: Path) -> None:
-    """Register ``<root>/synthetic`` as ``engine_tiny_train`` / ``engine_tiny_test``."""
-    synthetic = Path(root) / "synthetic"
-    register_composition_dataset(
-        "engine_tiny_train", synthetic / "train/fg", synthetic / "train/alpha",
-        synthetic / "train/bg",
-    )
-    register_evaluation_dataset(
-        "engine_tiny_test", synthetic / "test/image", synthetic / "test/alpha",
-        synthetic / "test/trimap",
-    )

@@ -18,9 +18,9 @@ from engine_tiny import (
     REPO,
     TINY_OPTS,
     cli_env,
-    register_tiny_sets,
     tiny_in_process_opts,
 )
+from tiny_models import register_synthetic_sets
 
 from mematte_d2.checkpoint import CheckpointError
 from mematte_d2.cli.train import evaluate
@@ -89,7 +89,7 @@ def test_teacher_is_frozen_and_outside_the_optimizer(tiny_datasets_root, tmp_pat
 
 
 def _ddp_worker(output_dir: str, datasets: str, extra: tuple[str, ...]) -> None:
-    register_tiny_sets(Path(datasets))
+    register_synthetic_sets(Path(datasets) / "synthetic", "engine_tiny")
     cfg = _cfg(Path(output_dir), "train.max_iter=3", "train.eval_period=0",
                "train.checkpointer.period=1000", *extra)
     trainer = MattingTrainer(cfg)

@@ -30,14 +30,6 @@ def _trimap(h, w):
     return tri
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.pth"
-    torch.save({"model": instantiate(tiny_cfg().model).state_dict()}, path)
-    return str(path)
-
-
 def run_with_readonly_output(tmp_path: Path) -> subprocess.CompletedProcess:
     """tools/predict.py with a read-only --output folder. Root ignores folder permissions, so
     as root the command runs without the capability that lets it (setpriv, util-linux)."""

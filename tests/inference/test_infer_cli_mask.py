@@ -3,21 +3,11 @@
 import cv2
 import numpy as np
 import pytest
-import torch
-from detectron2.config import instantiate
 from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
 
 from mematte_d2.cli.predict import main
 from mematte_d2.inference import MattingPredictor
 from mematte_d2.utils.trimap_from_mask import trimap_from_mask
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.pth"
-    torch.save({"model": instantiate(tiny_cfg().model).state_dict()}, path)
-    return str(path)
 
 
 def _disc_mask(h: int, w: int) -> np.ndarray:
