@@ -53,3 +53,26 @@ def register_synthetic_sets(synthetic: Path, prefix: str) -> None:
         f"{prefix}_test", synthetic / "test/image", synthetic / "test/alpha",
         synthetic / "test/trimap",
     )
+
+
+# The quick schedule shrunk for training tests: 32-wide encoder, 64 px crops, 2 images per step.
+TINY_TRAIN_OPTS = [
+    "model.backbone.embed_dim=32",
+    "model.decoder.in_chans=32",
+    "dataloader.train.mapper.crop_size=64",
+    "dataloader.train.total_batch_size=2",
+    "dataloader.train.num_workers=0",
+    "dataloader.test.num_workers=0",
+    "train.vis_period=0",
+    "train.log_period=1",
+]
+
+
+def synthetic_set_opts(prefix: str) -> list[str]:
+    """Overrides that train on ``<prefix>_train`` and evaluate on ``<prefix>_test``."""
+    return [
+        f"dataloader.train.dataset={prefix}_train",
+        f"dataloader.train.mapper.dataset_names={prefix}_train",
+        f"dataloader.test.dataset={prefix}_test",
+        f"dataloader.evaluator.dataset_name={prefix}_test",
+    ]

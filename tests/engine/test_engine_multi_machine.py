@@ -10,7 +10,8 @@ import time
 import pytest
 import torch
 from detectron2.config import LazyConfig, instantiate
-from engine_tiny import QUICK, REPO, TINY_OPTS, cli_env
+from engine_tiny import QUICK, REPO, cli_env
+from tiny_models import TINY_TRAIN_OPTS
 
 from mematte_d2.engine import apply_overrides
 from mematte_d2.utils.distributed import RANK_TIMEOUT_ENV, free_port
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow  # three or four training commands of a few second
 
 
 def _command(output_dir, max_iter: int, *launch: str) -> list[str]:
-    return [sys.executable, TRAIN_NET, "--config-file", QUICK, *launch, *TINY_OPTS,
+    return [sys.executable, TRAIN_NET, "--config-file", QUICK, *launch, *TINY_TRAIN_OPTS,
             f"train.output_dir={output_dir}", f"train.max_iter={max_iter}",
             "train.checkpointer.period=2", "train.eval_period=0"]
 
@@ -77,7 +78,7 @@ def test_killed_machine_stops_the_other_naming_the_lost_rank(tiny_datasets_root,
     assert "rank 0 stopped because rank 1 was lost (no heartbeat for 5 s)" in err, err[-3000:]
     assert stopped_after < 60
 
-    cfg = apply_overrides(LazyConfig.load(QUICK), TINY_OPTS)
+    cfg = apply_overrides(LazyConfig.load(QUICK), TINY_TRAIN_OPTS)
     model = instantiate(cfg.model)
     checkpoint = out / (out / "last_checkpoint").read_text().strip()
     model.load_state_dict(_weights(checkpoint))  # strict: the file is complete

@@ -16,11 +16,10 @@ from detectron2.engine import hooks
 from engine_tiny import (
     QUICK,
     REPO,
-    TINY_OPTS,
     cli_env,
     tiny_in_process_opts,
 )
-from tiny_models import register_synthetic_sets
+from tiny_models import TINY_TRAIN_OPTS, register_synthetic_sets
 
 from mematte_d2.checkpoint import CheckpointError
 from mematte_d2.cli.train import evaluate
@@ -131,7 +130,7 @@ def _cli(args: list[str], env: dict, **kwargs) -> subprocess.CompletedProcess:
 
 
 def _cli_opts(output_dir: Path, max_iter: int) -> list[str]:
-    return TINY_OPTS + [
+    return TINY_TRAIN_OPTS + [
         f"train.output_dir={output_dir}",
         f"train.max_iter={max_iter}",
         "train.checkpointer.period=20",
@@ -175,7 +174,7 @@ def test_eval_only_prints_metrics_and_bad_inputs_stop_early(tiny_datasets_root, 
 
     weights = trained / "model_final.pth"
     evaluated = _cli(
-        ["--eval-only", *TINY_OPTS, f"train.output_dir={tmp_path / 'eval'}",
+        ["--eval-only", *TINY_TRAIN_OPTS, f"train.output_dir={tmp_path / 'eval'}",
          f"train.init_checkpoint={weights}"], env
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
@@ -184,10 +183,10 @@ def test_eval_only_prints_metrics_and_bad_inputs_stop_early(tiny_datasets_root, 
     metrics = json.loads(metrics_file.read_text())
     assert metrics["metrics"]["num_images"] == 2
 
-    typo = _cli([*TINY_OPTS, "train.max_iters=5"], env)
+    typo = _cli([*TINY_TRAIN_OPTS, "train.max_iters=5"], env)
     assert typo.returncode == 2 and "'train.max_iters' does not exist" in typo.stderr
 
-    missing = _cli([*TINY_OPTS, f"train.output_dir={tmp_path / 'missing'}"],
+    missing = _cli([*TINY_TRAIN_OPTS, f"train.output_dir={tmp_path / 'missing'}"],
                    cli_env(tmp_path / "nowhere"))
     assert missing.returncode == 2, missing.stderr[-2000:]
     assert f"{tmp_path / 'nowhere/synthetic/train/fg'}" in missing.stderr
@@ -221,7 +220,7 @@ def test_checkpoint_of_another_architecture_is_refused(tiny_datasets_root, tmp_p
 def test_demo_job_reports_before_and_after(tiny_datasets_root, tmp_path):
     out = tmp_path / "demo"
     run = subprocess.run(
-        [sys.executable, str(REPO / "tools/run_demo.py"), "--output", str(out), *TINY_OPTS,
+        [sys.executable, str(REPO / "tools/run_demo.py"), "--output", str(out), *TINY_TRAIN_OPTS,
          "train.max_iter=60", "train.eval_period=0", "optimizer.lr=2e-3"],
         env=cli_env(tiny_datasets_root), cwd=tmp_path, capture_output=True, text=True,
         timeout=600,
