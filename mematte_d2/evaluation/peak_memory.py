@@ -33,9 +33,10 @@ class PeakMemoryMeter:
         self.rss_resettable = True
 
     def reset(self) -> None:
+        """Start a new peak: this process's current CUDA device (a DDP rank's own GPU; touching
+        the others would create a CUDA context on each) and, when allowed, the RSS peak."""
         if torch.cuda.is_available() and torch.cuda.is_initialized():
-            for index in range(torch.cuda.device_count()):
-                torch.cuda.reset_peak_memory_stats(index)
+            torch.cuda.reset_peak_memory_stats(torch.cuda.current_device())
         if self.rss_resettable and not clear_rss_peak():
             self.rss_resettable = False
             logger.warning(

@@ -242,3 +242,16 @@ def test_two_process_evaluation_matches_single_process(tmp_path):
     with open(tmp_path / "dist" / "matting_per_image.csv") as f:
         ids = [row["image_id"] for row in csv.DictReader(f)]
     assert ids == [f"img_{i}" for i in range(NUM_DIST_IMAGES)]
+
+
+def test_peak_memory_reset_touches_only_the_current_gpu(monkeypatch):
+    from mematte_d2.evaluation.peak_memory import PeakMemoryMeter
+
+    reset = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", reset.append)
+    PeakMemoryMeter().reset()
+    assert reset == [2]
