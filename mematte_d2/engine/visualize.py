@@ -1,8 +1,9 @@
 """Picture sheets of matting results: input, trimap, prediction, ground truth, routing maps."""
 
-import cv2
 import numpy as np
 import torch
+
+from mematte_d2.inference.render import routing_overlay
 
 __all__ = ["matting_sheet_row", "stack_rows"]
 
@@ -13,19 +14,10 @@ def _gray(x: torch.Tensor) -> np.ndarray:
     return np.repeat(g[..., None], 3, axis=2)
 
 
-def _routing_overlay(image: np.ndarray, routed: torch.Tensor) -> np.ndarray:
-    """Tint the tokens sent to global attention red over a darkened copy of the image."""
-    h, w = image.shape[:2]
-    mask = routed.detach().cpu().numpy().astype(np.uint8)
-    mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-    out = (image.astype(np.float32) * 0.45).astype(np.uint8)
-    out[mask] = (0.5 * image[mask] + 0.5 * np.array([255, 40, 40])).astype(np.uint8)
-    return out
-
-
 def matting_sheet_row(sample: dict, output: dict) -> np.ndarray:
     """One row (HxW'x3 uint8 RGB): image, trimap, predicted alpha, ground truth (if given),
-    then one map per router showing which tokens went to global attention."""
+    then one map per router tinting red the tokens it sent to global attention (the same
+    overlay as ``predict --routing-overlay``)."""
     image = sample["image"].detach().float().clamp(0, 255).permute(1, 2, 0).cpu().numpy()
     image = image.round().astype(np.uint8)
     trimap = sample["trimap"].float()
@@ -35,7 +27,7 @@ def matting_sheet_row(sample: dict, output: dict) -> np.ndarray:
         tiles.append(_gray(sample["alpha"]))
     routing = output.get("routing")
     if routing is not None:
-        tiles.extend(_routing_overlay(image, routing[k]) for k in range(routing.shape[0]))
+        tiles.extend(routing_overlay(image, routing[k : k + 1]) for k in range(len(routing)))
     gap = np.full((image.shape[0], 4, 3), 255, np.uint8)
     row = [tiles[0]]
     for tile in tiles[1:]:

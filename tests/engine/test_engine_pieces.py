@@ -225,3 +225,17 @@ def test_step_runner_scales_fp16_gradients_on_cuda_only():
     scaled = runner("cuda", torch.float16)
     assert isinstance(scaled.grad_scaler, torch.amp.GradScaler)
     assert "grad_scaler" in scaled.state_dict()
+
+
+def test_sheet_routing_maps_place_tokens_on_their_patches_when_the_size_is_not_aligned():
+    from mematte_d2.engine.visualize import matting_sheet_row
+
+    h = w = 40  # padded to 48: a 3 x 3 token grid whose last row and column are cut
+    sample = {"image": torch.full((3, h, w), 200.0), "trimap": torch.full((1, h, w), 128.0)}
+    routing = torch.zeros(1, 3, 3, dtype=torch.bool)
+    routing[0, 2, 2] = True  # the patch of pixels 32-47, of which 32-39 are in the image
+    output = {"alpha": torch.zeros(1, h, w), "routing": routing}
+    row = matting_sheet_row(sample, output)
+    overlay = row[:, -w:]  # the last tile: the routing map
+    assert (overlay[32:, 32:] != overlay[0, 0]).all()  # tinted
+    assert (overlay[:32, :] == overlay[0, 0]).all() and (overlay[:, :32] == overlay[0, 0]).all()
