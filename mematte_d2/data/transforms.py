@@ -26,6 +26,7 @@ from .reading import read_foreground
 
 __all__ = [
     "INTERPOLATIONS",
+    "RELEASE_CROP_SIZE",
     "Composite",
     "CropAroundUnknown",
     "FitBackground",
@@ -39,6 +40,7 @@ __all__ = [
     "release_train_transforms",
 ]
 
+RELEASE_CROP_SIZE = 512  # the release's crop; its other pixel sizes go with it
 INTERPOLATIONS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4)
 TRIMAP_BG, TRIMAP_UNKNOWN, TRIMAP_FG = 0, 128, 255
 # Alpha within this of 1 (of 0) is definite foreground (background) for the trimap.
@@ -320,15 +322,23 @@ class Composite:
 
 
 def release_train_transforms(sources: str | Sequence[str] | Sequence[dict] | None,
-                             crop_size: int = 512) -> list:
+                             crop_size: int = RELEASE_CROP_SIZE) -> list:
     """The release's training pipeline: second foreground, 640 x 640 resize, affine, trimap,
     background fitting, crop around the unknown region, colour jitter, composition.
-    `sources` None leaves out the second foreground."""
+
+    At crop_size 512 every setting is the release's. Its pixel sizes (the 640 x 640 resize
+    and trimap grid, the 1024 px rotation threshold) belong to 512 px crops, so they scale
+    with crop_size / 512: smaller crops (CPU configs) keep the same geometry relative to the
+    crop. `sources` None leaves out the second foreground.
+    """
+    if crop_size < 1:
+        raise ValueError(f"crop_size must be positive, got {crop_size}")
+    grid = round(640 * crop_size / RELEASE_CROP_SIZE)
     steps = [] if sources is None else [RandomSecondForeground(sources)]
     return steps + [
-        RandomResize(),
-        RandomAffine(),
-        GenerateTrimap(),
+        RandomResize(size=(grid, grid)),
+        RandomAffine(min_rotation_side=round(1024 * crop_size / RELEASE_CROP_SIZE)),
+        GenerateTrimap(work_size=(grid, grid)),
         FitBackground(),
         CropAroundUnknown(crop_size),
         ForegroundColorJitter(),

@@ -356,7 +356,19 @@ def test_the_pipeline_is_reproducible_from_the_generator_seed():
     assert not np.array_equal(a["image"], c["image"])
 
 
-def test_the_recipe_config_lists_the_release_pipeline():
+def test_release_pixel_sizes_at_512_and_scaled_for_smaller_crops():
+    def sizes(crop):
+        steps = {type(t): t for t in release_train_transforms(None, crop_size=crop)}
+        return (steps[RandomResize].size, steps[GenerateTrimap].work_size,
+                steps[RandomAffine].min_rotation_side, steps[CropAroundUnknown].size)
+
+    assert sizes(512) == ((640, 640), (640, 640), 1024, 512)
+    assert sizes(128) == ((160, 160), (160, 160), 256, 128)
+    with pytest.raises(ValueError, match="crop_size"):
+        release_train_transforms(None, crop_size=0)
+
+
+def test_the_recipe_config_uses_the_release_pipeline():
     from detectron2.config import LazyConfig, instantiate
 
     cfg = LazyConfig.load("configs/common/data/comp1k.py")
