@@ -70,7 +70,9 @@ def _resample(sample: dict, keys: Sequence[str], rng: np.random.Generator,
             continue
         interp = cv2.INTER_NEAREST if key == "trimap" else random_interpolation(rng)
         out = resampler(sample[key], interp)
-        sample[key] = np.clip(out, 0.0, 255.0) if key in _COLOUR_KEYS else out
+        if key in _COLOUR_KEYS:
+            np.clip(out, 0.0, 255.0, out=out)
+        sample[key] = out
 
 
 def _check_background_fitted(sample: dict, step: str) -> None:
