@@ -333,8 +333,6 @@ def release_train_transforms(sources: str | Sequence[str] | Sequence[dict] | Non
     with crop_size / 512: smaller crops (CPU configs) keep the same geometry relative to the
     crop. `sources` None leaves out the second foreground.
     """
-    if crop_size < 1:
-        raise ValueError(f"crop_size must be positive, got {crop_size}")
     grid = round(640 * crop_size / RELEASE_CROP_SIZE)
     steps = [] if sources is None else [RandomSecondForeground(sources)]
     return steps + [

@@ -364,7 +364,7 @@ def test_release_pixel_sizes_at_512_and_scaled_for_smaller_crops():
 
     assert sizes(512) == ((640, 640), (640, 640), 1024, 512)
     assert sizes(128) == ((160, 160), (160, 160), 256, 128)
-    with pytest.raises(ValueError, match="crop_size"):
+    with pytest.raises(ValueError, match="size and cell must be positive"):
         release_train_transforms(None, crop_size=0)
 
 
