@@ -3,7 +3,9 @@
 The root defaults to ./datasets and, like detectron2's $DETECTRON2_DATASETS, is kept relative
 (resolved against the working directory when a set is loaded). Every set is always registered;
 loading one whose folders are missing raises FileNotFoundError naming the expected paths.
-Layouts are documented in datasets/README.md.
+Layouts are documented in datasets/README.md. The training sets of the paper pair foregrounds
+with backgrounds as the release does: one sample per background (see
+:func:`~mematte_d2.data.datasets.load_composition_dicts`).
 """
 
 import os
@@ -18,12 +20,12 @@ _COCO_BG = "coco/train2014"
 BUILTIN_DATASETS: dict[str, dict] = {
     "comp1k_train": dict(fg_dir="Combined_Dataset/Training_set/fg",
                          alpha_dir="Combined_Dataset/Training_set/alpha",
-                         bg_dir=_COCO_BG, bg_per_fg=100),
+                         bg_dir=_COCO_BG),
     "comp1k_test": dict(image_dir="Composition-1k-testset/merged",
                         alpha_dir="Composition-1k-testset/alpha_copy",
                         trimap_dir="Composition-1k-testset/trimaps"),
     "d646_train": dict(fg_dir="Distinctions-646/Train/FG", alpha_dir="Distinctions-646/Train/GT",
-                       bg_dir=_COCO_BG, bg_per_fg=100),
+                       bg_dir=_COCO_BG),
     "d646_test": dict(image_dir="Distinctions-646/Test/merged",
                       alpha_dir="Distinctions-646/Test/alpha_copy",
                       trimap_dir="Distinctions-646/Test/trimaps"),
@@ -33,10 +35,12 @@ BUILTIN_DATASETS: dict[str, dict] = {
                         alpha_dir="P3M-10k/validation/P3M-500-P/mask",
                         trimap_dir="P3M-10k/validation/P3M-500-P/trimap"),
     "uhr395_train": dict(fg_dir="UHR-395/train/fg", alpha_dir="UHR-395/train/alpha",
-                         bg_dir="UHR-395/train/bg", bg_per_fg=100),
+                         bg_dir="UHR-395/train/bg"),
     "uhr395_test": dict(image_dir="UHR-395/test/image", alpha_dir="UHR-395/test/alpha",
                         trimap_dir="UHR-395/test/trimap", fg_dir="UHR-395/test/fg",
                         bg_dir="UHR-395/test/bg"),
+    # 40 foregrounds but 20 backgrounds: one sample per background would leave half of the
+    # foregrounds out, so this small CPU set pairs 5 backgrounds with every foreground.
     "synthetic_train": dict(fg_dir="synthetic/train/fg", alpha_dir="synthetic/train/alpha",
                             bg_dir="synthetic/train/bg", bg_per_fg=5),
     "synthetic_test": dict(image_dir="synthetic/test/image", alpha_dir="synthetic/test/alpha",

@@ -3,8 +3,9 @@
 Two kinds of sets exist:
 
 * composition sets (training): foreground + alpha pairs and a folder of backgrounds, composed on
-  the fly by the training mapper. Dicts: {"fg_file", "alpha_file", "bg_file", "image_id"}; each
-  foreground appears `bg_per_fg` times with different backgrounds (GCA-Matting's pairing).
+  the fly by the training mapper. Dicts: {"fg_file", "alpha_file", "bg_file", "image_id"}; by
+  default one per background, foreground index = sample index mod #foregrounds (the release's
+  pairing), or `bg_per_fg` per foreground.
 * evaluation sets: composited images with their alpha and trimap (optionally fg and bg). Dicts:
   {"file_name", "alpha_file", "trimap_file", "image_id", "height", "width"[, "fg_file",
   "bg_file"]}.
@@ -80,26 +81,31 @@ def _unpaired_error(extra: list[str], directory: str, main_dir: str) -> FileNotF
                              f"{shown}")
 
 
-def load_composition_dicts(fg_dir: str, alpha_dir: str, bg_dir: str, bg_per_fg: int = 1
+def load_composition_dicts(fg_dir: str, alpha_dir: str, bg_dir: str, bg_per_fg: int | None = None
                            ) -> list[dict]:
-    """Dicts of a composition set: foreground i is paired with backgrounds
-    (i * bg_per_fg + j) mod #backgrounds, j < bg_per_fg, in sorted file order."""
+    """Dicts of a composition set, files in sorted order.
+
+    `bg_per_fg` None (the release's pairing): one sample per background, sample i pairing
+    background i with foreground i mod #foregrounds. An int: foreground i gives `bg_per_fg`
+    samples, with backgrounds (i * bg_per_fg + j) mod #backgrounds, j < bg_per_fg.
+    """
     fgs, alphas = _images_by_stem(fg_dir), _images_by_stem(alpha_dir)
     bgs = sorted(_images_by_stem(bg_dir).values())
     extra = sorted(set(alphas) - set(fgs))
     if extra:
         raise _unpaired_error([alphas[s] for s in extra], alpha_dir, fg_dir)
-    dicts = []
-    for i, (stem, fg_file) in enumerate(fgs.items()):
-        alpha_file = _partner(stem, fg_file, alphas, alpha_dir, "alpha")
-        for j in range(bg_per_fg):
-            dicts.append({
-                "fg_file": fg_file,
-                "alpha_file": alpha_file,
-                "bg_file": bgs[(i * bg_per_fg + j) % len(bgs)],
-                "image_id": f"{stem}_{j}",
-            })
-    return dicts
+    pairs = [(stem, fg_file, _partner(stem, fg_file, alphas, alpha_dir, "alpha"))
+             for stem, fg_file in fgs.items()]
+    if bg_per_fg is None:  # (foreground, background, number of the sample for its image_id)
+        samples = [(pairs[i % len(pairs)], bg_file, i) for i, bg_file in enumerate(bgs)]
+    else:
+        samples = [(pair, bgs[(i * bg_per_fg + j) % len(bgs)], j)
+                   for i, pair in enumerate(pairs) for j in range(bg_per_fg)]
+    return [
+        {"fg_file": fg_file, "alpha_file": alpha_file, "bg_file": bg_file,
+         "image_id": f"{stem}_{number}"}
+        for (stem, fg_file, alpha_file), bg_file, number in samples
+    ]
 
 
 def _image_size(path: str) -> tuple[int, int]:
@@ -155,20 +161,24 @@ def _path(p) -> str | None:
     return None if p is None else os.fspath(p)
 
 
-def register_composition_dataset(name: str, fg_dir, alpha_dir, bg_dir, bg_per_fg: int = 1,
-                                 eval_region: str = "unknown") -> None:
+def register_composition_dataset(name: str, fg_dir, alpha_dir, bg_dir,
+                                 bg_per_fg: int | None = None, eval_region: str = "unknown"
+                                 ) -> None:
     """Register a training set composed on the fly from foregrounds, alphas and backgrounds.
 
     Args:
         name: the DatasetCatalog name.
         fg_dir, alpha_dir: foreground colours and alpha mattes, paired by file stem.
         bg_dir: background images, handed out in sorted order.
-        bg_per_fg: how many samples (each with its own background) a foreground gives;
-            Composition-1K uses 100 (431 x 100 = 43,100 images per epoch).
+        bg_per_fg: None (the release's pairing): one sample per background, so an epoch is
+            #backgrounds samples (82,783 for Composition-1K on COCO train2014), foreground
+            index = sample index mod #foregrounds. An int: that many samples (each with its
+            own background) per foreground.
         eval_region: "unknown" or "whole", recorded for evaluators.
     """
-    if not isinstance(bg_per_fg, int) or bg_per_fg < 1:
-        raise ValueError(f"data set {name!r}: bg_per_fg must be a positive int, got {bg_per_fg!r}")
+    if bg_per_fg is not None and (not isinstance(bg_per_fg, int) or bg_per_fg < 1):
+        raise ValueError(f"data set {name!r}: bg_per_fg must be None or a positive int, "
+                         f"got {bg_per_fg!r}")
     _check_region(name, eval_region)
     dirs = {"fg_dir": _path(fg_dir), "alpha_dir": _path(alpha_dir), "bg_dir": _path(bg_dir)}
 

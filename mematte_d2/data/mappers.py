@@ -1,7 +1,8 @@
 """Dataset mappers: turn a dataset dict into the model's input dict (see MEMatte's I/O contract).
 
-MattingTrainMapper composes a training sample from fg / alpha / bg files with the GCA-style
-transforms; MattingTestMapper reads an evaluation sample at full resolution.
+MattingTrainMapper composes a training sample from fg / alpha / bg files with the release's
+(GCA-Matting's) training transforms; MattingTestMapper reads an evaluation sample at full
+resolution.
 """
 
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from .release_protocol import (
     release_padded_size,
     release_trimap_channel,
 )
-from .transforms import default_train_transforms
+from .transforms import release_train_transforms
 
 __all__ = ["MattingTestMapper", "MattingTrainMapper"]
 
@@ -40,7 +41,7 @@ class MattingTrainMapper:
             None leaves that step out of the default pipeline.
         crop_size: S, the side of the training crops of the default pipeline.
         transforms: the steps to apply instead of
-            :func:`~mematte_d2.data.transforms.default_train_transforms`; they must end with
+            :func:`~mematte_d2.data.transforms.release_train_transforms`; they must end with
             "image", "trimap" and "alpha" of equal size in the sample.
     """
 
@@ -49,7 +50,7 @@ class MattingTrainMapper:
         if crop_size < 1:
             raise ValueError(f"crop_size must be positive, got {crop_size}")
         self.crop_size = crop_size
-        self.transforms = (default_train_transforms(dataset_names, crop_size)
+        self.transforms = (release_train_transforms(dataset_names, crop_size)
                            if transforms is None else list(transforms))
 
     def __call__(self, dataset_dict: dict) -> dict:
@@ -62,7 +63,7 @@ class MattingTrainMapper:
         if missing:
             raise KeyError(f"the training transforms produced no {missing} for "
                            f"{dataset_dict['fg_file']}; end them with GenerateTrimap and "
-                           "CompositeOnBackground")
+                           "Composite")
         return {
             "image": _chw(sample["image"]),
             "trimap": _chw(sample["trimap"]),

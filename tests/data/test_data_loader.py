@@ -49,10 +49,12 @@ def test_train_batches_follow_the_model_contract(train_set):
             assert 0 <= d["image"].min() and d["image"].max() <= 255
             assert 0 <= d["alpha"].min() and d["alpha"].max() <= 1
             assert set(d["trimap"].unique().tolist()) <= {0.0, 128.0, 255.0}
-            frac = (d["alpha"] > 0) & (d["alpha"] < 1)
-            assert frac.any() and torch.all(d["trimap"][frac] == 128)
-            assert torch.all(d["alpha"][d["trimap"] == 255] == 1)
-            assert torch.all(d["alpha"][d["trimap"] == 0] == 0)
+            # As in the release, the trimap is drawn on a 640 x 640 copy of the alpha and
+            # resized back: it follows the alpha closely, not pixel for pixel.
+            assert (d["trimap"] == 128).any()
+            fg, bg = d["trimap"] == 255, d["trimap"] == 0
+            assert not fg.any() or d["alpha"][fg].mean() > 0.9
+            assert not bg.any() or d["alpha"][bg].mean() < 0.1
 
 
 def _same(a, b):

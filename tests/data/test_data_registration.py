@@ -38,6 +38,25 @@ def test_composition_dicts_pair_each_foreground_with_its_backgrounds(tmp_path):
         dirs["fg_dir"], dirs["alpha_dir"], dirs["bg_dir"], 3)
 
 
+def test_composition_dicts_by_default_pair_one_sample_per_background(tmp_path):
+    """The release's pairing: an epoch is #backgrounds samples, sample i pairing background i
+    with foreground i mod #foregrounds."""
+    dirs = write_composition_set(tmp_path, n_fg=3, n_bg=7)
+    name = unique_name("release_pairing")
+    register_matting_dataset(name, **dirs)
+    dicts = DatasetCatalog.get(name)
+    bgs = sorted(str(p) for p in Path(dirs["bg_dir"]).iterdir())
+    assert [d["bg_file"] for d in dicts] == bgs
+    assert [Path(d["fg_file"]).stem for d in dicts] == [f"obj{i % 3}" for i in range(7)]
+    assert all(Path(d["alpha_file"]).stem == Path(d["fg_file"]).stem for d in dicts)
+    assert len({d["image_id"] for d in dicts}) == 7
+    assert MetadataCatalog.get(name).bg_per_fg is None
+    for builtin in ("comp1k_train", "d646_train", "uhr395_train"):
+        assert "bg_per_fg" not in BUILTIN_DATASETS[builtin]
+    with pytest.raises(ValueError, match="None or a positive int"):
+        register_composition_dataset(unique_name("bad"), **dirs, bg_per_fg=0)
+
+
 def test_evaluation_dicts_have_sizes_and_metadata(tmp_path):
     dirs = write_evaluation_set(tmp_path, n=2, size=(37, 53))
     name = unique_name("eval")
@@ -139,7 +158,7 @@ def test_dataset_specs_names_lists_and_dicts(tmp_path):
     register_matting_dataset(a, **write_composition_set(tmp_path / "a", n_fg=2))
     register_matting_dataset(b, **write_composition_set(tmp_path / "b", n_fg=1))
     both = get_matting_dataset_dicts([a, b])
-    assert len(both) == 3 and both[:2] == DatasetCatalog.get(a)
+    assert len(both) == 4 and both[:2] == DatasetCatalog.get(a)  # one per background
     assert get_matting_dataset_dicts(both) == both
     with pytest.raises(TypeError):
         get_matting_dataset_dicts([a, {"fg_file": "x"}])

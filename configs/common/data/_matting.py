@@ -9,12 +9,13 @@ from mematte_d2.data import (
     build_matting_test_loader,
     build_matting_train_loader,
 )
+from mematte_d2.data.transforms import release_train_transforms
 from mematte_d2.evaluation import MattingEvaluator
 
 
 def matting_dataloader(train: str, test: str, crop_size: int = 512, total_batch_size: int = 32,
                        num_workers: int = 4, test_protocol: str = "release"):
-    """``dataloader`` node: GCA-style training crops from `train`, full-size test on `test`.
+    """``dataloader`` node: the release's training crops from `train`, full-size test on `test`.
 
     `test_protocol` (``dataloader.test.mapper.protocol``): "release" feeds and saves test images
     as the authors' inference.py (the published numbers), "native" as MattingPredictor.
@@ -22,7 +23,15 @@ def matting_dataloader(train: str, test: str, crop_size: int = 512, total_batch_
     dataloader = OmegaConf.create()
     dataloader.train = L(build_matting_train_loader)(
         dataset=train,
-        mapper=L(MattingTrainMapper)(dataset_names=train, crop_size=crop_size),
+        mapper=L(MattingTrainMapper)(
+            dataset_names=train,
+            crop_size=crop_size,
+            # The release's steps, as a list: replace it with your own list of steps to change
+            # the augmentation. "${..x}" is the mapper's x, so overrides of crop_size and
+            # dataset_names reach the steps.
+            transforms=L(release_train_transforms)(sources="${..dataset_names}",
+                                                   crop_size="${..crop_size}"),
+        ),
         total_batch_size=total_batch_size,
         num_workers=num_workers,
         seed=None,  # None: train.seed
