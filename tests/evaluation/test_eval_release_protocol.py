@@ -106,6 +106,24 @@ def test_eval_only_metrics_are_those_of_the_saved_pngs(release_eval_run):
     assert results["matting"]["SAD"] == pytest.approx(np.mean(sads), rel=1e-6)
 
 
+def test_skipped_tiles_keep_the_release_pngs(tmp_path):
+    """64-pixel decoder tiles: 10 of the fixture's 36 tiles hold only codes 0 / 255 and are not
+    decoded; the saved PNGs are those of decoding every tile. (At the recipe's 512-pixel tiles
+    every fixture image is one tile with unknown pixels: ``release_eval_run`` decodes it.)"""
+    _register_fixture()
+    pngs = {}
+    for skip in (True, False):
+        cfg = _tiny_eval_config(tmp_path / str(skip))
+        cfg = LazyConfig.apply_overrides(
+            cfg, ["model.tile_size=64", f"model.skip_known_tiles={skip}"])
+        evaluate(cfg)
+        folder = tmp_path / str(skip) / "inference" / DATASET / "predictions"
+        pngs[skip] = {f.name: np.asarray(Image.open(f)) for f in sorted(folder.glob("*.png"))}
+    assert len(pngs[True]) == 4 and pngs[True].keys() == pngs[False].keys()
+    for name, png in pngs[True].items():
+        np.testing.assert_array_equal(png, pngs[False][name], err_msg=name)
+
+
 def test_native_protocol_does_not_give_the_release_pngs(tmp_path):
     """The fixture is sensitive to the protocol: the native one misses the tolerance."""
     _register_fixture()
