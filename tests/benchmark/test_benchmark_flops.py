@@ -48,4 +48,3 @@ def test_vitmatte_has_no_uncounted_ops():
     total, unsupported = _gflops("vitmatte_s", FAST_VITMATTE_OPTS, 0.25)
     assert total > 0
     assert not unsupported, f"ops skipped by the count: {dict(unsupported)}"
-
