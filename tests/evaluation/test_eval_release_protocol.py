@@ -16,7 +16,7 @@ from detectron2.data import DatasetCatalog
 from PIL import Image
 
 from mematte_d2.cli.train import evaluate
-from mematte_d2.config import load_config
+from mematte_d2.config import apply_overrides, load_config
 from mematte_d2.data import MattingTestMapper, register_matting_dataset
 from mematte_d2.data.release_protocol import read_release_trimap, release_padded_size
 from mematte_d2.evaluation import MattingEvaluator, compute_matting_metrics
@@ -113,9 +113,8 @@ def test_skipped_tiles_keep_the_release_pngs(tmp_path):
     _register_fixture()
     pngs = {}
     for skip in (True, False):
-        cfg = _tiny_eval_config(tmp_path / str(skip))
-        cfg = LazyConfig.apply_overrides(
-            cfg, ["model.tile_size=64", f"model.skip_known_tiles={skip}"])
+        cfg = apply_overrides(_tiny_eval_config(tmp_path / str(skip)),
+                              ["model.tile_size=64", f"model.skip_known_tiles={skip}"])
         evaluate(cfg)
         folder = tmp_path / str(skip) / "inference" / DATASET / "predictions"
         pngs[skip] = {f.name: np.asarray(Image.open(f)) for f in sorted(folder.glob("*.png"))}

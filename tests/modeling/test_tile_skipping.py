@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 from decoder_samples import small_decoder
-from detectron2.config import LazyConfig
 from torch import nn
 
+from mematte_d2.config import load_config
 from mematte_d2.evaluation.protocols import native_prediction_png, release_prediction_png
 from mematte_d2.modeling.meta_arch import MEMatte
 
@@ -98,9 +98,8 @@ def test_release_protocol_trimap_channel_decides_what_is_known():
 
 def test_skipping_is_on_by_default_and_a_config_key():
     assert MEMatte(backbone=_PatchEncoder(), decoder=small_decoder()).skip_known_tiles
-    cfg = LazyConfig.load("configs/common/models/mematte_s.py")
-    assert cfg.model.skip_known_tiles is True
-    off = LazyConfig.apply_overrides(cfg, ["model.skip_known_tiles=False"])
+    assert load_config("configs/common/models/mematte_s.py").model.skip_known_tiles is True
+    off = load_config("configs/common/models/mematte_s.py", ["model.skip_known_tiles=False"])
     assert off.model.skip_known_tiles is False
 
 
