@@ -65,6 +65,22 @@ def _check_skip_inputs(
         raise ValueError(f"tiled_decode: needed must be a bool mask, got {needed.dtype}")
 
 
+def _tiles_with_needed_pixels(
+    needed: torch.Tensor | None, row_windows: list, col_windows: list
+) -> list[list[bool]]:
+    """Per tile: does its own area hold a needed pixel in any image (all True without a mask)?
+    One device-to-host copy for all tiles, not one synchronisation per tile."""
+    if needed is None:
+        return [[True] * len(col_windows) for _ in row_windows]
+    flags = torch.stack([
+        needed[..., oy0:oy1, ox0:ox1].any()
+        for _, _, oy0, oy1 in row_windows for _, _, ox0, ox1 in col_windows
+    ])
+    flat = flags.tolist()
+    return [flat[i * len(col_windows) : (i + 1) * len(col_windows)]
+            for i in range(len(row_windows))]
+
+
 def tiled_decode(
     decoder: Decoder,
     features: torch.Tensor,
@@ -112,11 +128,14 @@ def tiled_decode(
         images = F.pad(images, (0, pad_w, 0, pad_h))
         features = F.pad(features, (0, pad_w // stride, 0, pad_h // stride))
     out = images.new_empty(out_shape)
-    for y0, y1, oy0, oy1 in tile_windows(rows, tile_size, context):
-        y1, oy1 = min(y1, padded_h), min(oy1, height)
-        for x0, x1, ox0, ox1 in tile_windows(cols, tile_size, context):
-            x1, ox1 = min(x1, padded_w), min(ox1, width)
-            if needed is not None and not needed[..., oy0:oy1, ox0:ox1].any():
+    row_windows = [(y0, min(y1, padded_h), oy0, min(oy1, height))
+                   for y0, y1, oy0, oy1 in tile_windows(rows, tile_size, context)]
+    col_windows = [(x0, min(x1, padded_w), ox0, min(ox1, width))
+                   for x0, x1, ox0, ox1 in tile_windows(cols, tile_size, context)]
+    decode = _tiles_with_needed_pixels(needed, row_windows, col_windows)
+    for i, (y0, y1, oy0, oy1) in enumerate(row_windows):
+        for j, (x0, x1, ox0, ox1) in enumerate(col_windows):
+            if not decode[i][j]:
                 out[..., oy0:oy1, ox0:ox1] = fill[..., oy0:oy1, ox0:ox1]
                 continue
             pred = decoder(
