@@ -10,10 +10,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from mematte_d2 import model_zoo
 from mematte_d2.config import load_config
+from mematte_d2.data.compose import trimap_from_alpha
+from mematte_d2.data.procedural import random_foreground
 
 MODEL_CONFIGS = {
     name: Path(model_zoo.get_config_file(f"common/models/{name}.py"))
@@ -28,6 +31,11 @@ MODEL_VARIANTS = {
 }
 MODEL_NAMES = (*MODEL_CONFIGS, *MODEL_VARIANTS)
 DTYPES = ("fp32", "fp16", "bf16")
+TRIMAPS = ("disc", "outline")
+# The outline trimap's subject is drawn at this size and scaled up; its unknown band reaches
+# this share of the image side into foreground and background (13 px each way at 2048^2).
+OUTLINE_DRAW_SIZE = 512
+OUTLINE_HALF_WIDTH = 0.006
 
 
 def resolve_model(model: str) -> tuple[Path, list[str]]:
@@ -58,6 +66,8 @@ class InferenceCase:
 
     ``keep_ratio``: fixed share of tokens each routed block sends to global attention;
     ``tile_size``: decoder tile size (None = the config's, 0 = whole image at once);
+    ``skip_known_tiles``: decode only tiles with unknown trimap pixels (None = the config's);
+    ``trimap``: input trimap shape, one of ``TRIMAPS`` (see ``synthetic_pair``);
     ``count_flops``: after the timed calls, trace one more call and count its FLOPs
     (``flops.count_gflops``);
     ``max_memory_bytes``: a case whose estimated peak (``estimate_peak_memory``) exceeds this is
@@ -71,6 +81,8 @@ class InferenceCase:
     dtype: str = "fp32"
     keep_ratio: float = 0.25
     tile_size: int | None = None
+    skip_known_tiles: bool | None = None
+    trimap: str = "disc"
     threads: int = 2
     repeats: int = 3
     seed: int = 0
@@ -111,17 +123,36 @@ def case_from_json(text: str) -> InferenceCase | TrainCase:
     return InferenceCase(**data) if kind == "inference" else TrainCase(**data)
 
 
-def synthetic_pair(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A random RGB uint8 image and a trimap (0/128/255): foreground disc, unknown ring, background.
-
-    The contents do not change the cost of a run (routing uses a fixed keep ratio) but keep
-    all three trimap codes present, as in real inputs.
-    """
-    rng = np.random.default_rng(seed)
-    image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+def disc_trimap(size: int) -> np.ndarray:
+    """0/128/255 trimap: foreground disc, unknown ring (19% of the pixels), background."""
     yy, xx = np.mgrid[:size, :size]
     radius = np.hypot(yy - size / 2, xx - size / 2) / size
     trimap = np.zeros((size, size), np.uint8)
     trimap[radius < 0.35] = 128
     trimap[radius < 0.25] = 255
-    return image, trimap
+    return trimap
+
+
+def outline_trimap(size: int, seed: int = 0) -> np.ndarray:
+    """0/128/255 trimap shaped like a photo's: a thin unknown band along the outline of a
+    procedural subject (body, holes, hair strands; ``random_foreground``), about 5-15% of the
+    pixels, the rest known."""
+    _, alpha = random_foreground(np.random.default_rng(seed), OUTLINE_DRAW_SIZE,
+                                 OUTLINE_DRAW_SIZE)
+    subject = cv2.resize(alpha, (size, size), interpolation=cv2.INTER_LINEAR) >= 0.5
+    return trimap_from_alpha(subject.astype(np.uint8) * 255,
+                             2 * max(1, round(OUTLINE_HALF_WIDTH * size)) + 1)
+
+
+def synthetic_pair(size: int, seed: int = 0, trimap: str = "disc"
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """A random RGB uint8 image and a ``disc_trimap`` or ``outline_trimap`` of it.
+
+    The image contents do not change the cost of a run (routing uses a fixed keep ratio); the
+    trimap does when known-only decoder tiles are skipped.
+    """
+    if trimap not in TRIMAPS:
+        raise ValueError(f"unknown trimap shape {trimap!r}: use one of {', '.join(TRIMAPS)}")
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    return image, disc_trimap(size) if trimap == "disc" else outline_trimap(size, seed)

@@ -15,6 +15,7 @@ import statistics
 import sys
 import time
 
+import numpy as np
 import torch
 from detectron2.config import instantiate
 
@@ -82,8 +83,28 @@ def estimated_peak(model: torch.nn.Module, case: InferenceCase) -> int:
                                 tile_size=int(model.tile_size)).total
 
 
+class DecoderCallCounter:
+    """Counts the decoder's calls (tiles) and the input pixels they decode while active."""
+
+    def __init__(self, decoder: torch.nn.Module):
+        self.decoder = decoder
+        self.tiles = self.pixels = 0
+
+    def _record(self, module, args) -> None:
+        self.tiles += 1
+        self.pixels += args[1].shape[-2] * args[1].shape[-1]
+
+    def __enter__(self) -> DecoderCallCounter:
+        self._hook = self.decoder.register_forward_pre_hook(self._record)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._hook.remove()
+
+
 def run_inference(case: InferenceCase) -> dict:
-    """Warm-up call, then timed calls; latency median, peak memory and routed tokens.
+    """Warm-up call, then timed calls; latency median, peak memory, routed tokens, and the
+    decoder tiles and pixels of one call (the warm-up's).
 
     Not run (status "skipped: ...") when the estimated peak exceeds ``case.max_memory_bytes``.
     """
@@ -91,6 +112,8 @@ def run_inference(case: InferenceCase) -> dict:
     model = build_model(case.model, case.opts, case.seed).to(device).eval()
     if case.tile_size is not None:
         model.tile_size = case.tile_size
+    if case.skip_known_tiles is not None:
+        model.skip_known_tiles = case.skip_known_tiles
     estimate = estimated_peak(model, case)
     if case.max_memory_bytes is not None and estimate > case.max_memory_bytes:
         return {
@@ -98,7 +121,7 @@ def run_inference(case: InferenceCase) -> dict:
                       f"{format_bytes(case.max_memory_bytes)}",
             "estimated_peak_bytes": estimate,
         }
-    image, trimap = synthetic_pair(case.size, case.seed)
+    image, trimap = synthetic_pair(case.size, case.seed, case.trimap)
     inputs = [{
         "image": torch.from_numpy(image).permute(2, 0, 1).float().to(device),
         "trimap": torch.from_numpy(trimap)[None].float().to(device),
@@ -113,7 +136,8 @@ def run_inference(case: InferenceCase) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     before = _memory_before(device)
-    warmup = _timed(call, device)
+    with DecoderCallCounter(model.decoder) as decoded:
+        warmup = _timed(call, device)
     times = [_timed(call, device) for _ in range(_repeat_count(case.repeats, warmup,
                                                                   case.max_seconds))]
     routing = outputs[0]["routing"]
@@ -133,6 +157,10 @@ def run_inference(case: InferenceCase) -> dict:
         "tokens_total": int(routing.shape[-2] * routing.shape[-1]),
         "tokens_routed": [int(n) for n in routing.flatten(1).sum(1).tolist()],
         "tile_size": int(model.tile_size),
+        "skip_known_tiles": bool(model.skip_known_tiles),
+        "unknown_fraction": float(np.mean(trimap == 128)),
+        "decoded_tiles": decoded.tiles,
+        "decoded_pixels": decoded.pixels,
         "estimated_peak_bytes": estimate,
     }
 

@@ -12,10 +12,10 @@ ADAM_BYTES_PER_PARAM = 16
 
 INFERENCE_COLUMNS = (
     "model", "size", "megapixels", "device", "dtype", "keep_ratio", "tile_size", "threads",
-    "status", "gflops", "latency_s", "latency_min_s", "timed_runs", "warmup_s", "peak_memory_gb",
-    "peak_memory_lower_bound_gb", "memory_before_gb", "estimated_peak_gb", "tokens_total",
-    "tokens_routed_per_block",
-    "tokens_routed", "load_1m",
+    "trimap", "unknown_fraction", "skip_known_tiles", "decoded_tiles", "decoded_pixels",
+    "decoded_area", "status", "gflops", "latency_s", "latency_min_s", "timed_runs", "warmup_s",
+    "peak_memory_gb", "peak_memory_lower_bound_gb", "memory_before_gb", "estimated_peak_gb",
+    "tokens_total", "tokens_routed_per_block", "tokens_routed", "load_1m",
 )
 TRAIN_COLUMNS = (
     "model", "teacher", "batch_size", "crop_size", "device", "threads", "status", "iters_per_s",
@@ -39,6 +39,7 @@ def inference_row(case, result: dict) -> dict:
     """Flat row of one inference case and its result (None where not measured)."""
     routed = result.get("tokens_routed")
     peak = result.get("peak_memory_bytes")
+    decoded = result.get("decoded_pixels")
     return {
         "model": case.model,
         "size": case.size,
@@ -48,6 +49,12 @@ def inference_row(case, result: dict) -> dict:
         "keep_ratio": case.keep_ratio,
         "tile_size": result.get("tile_size", case.tile_size),
         "threads": case.threads,
+        "trimap": case.trimap,
+        "unknown_fraction": _round(result.get("unknown_fraction")),
+        "skip_known_tiles": result.get("skip_known_tiles", case.skip_known_tiles),
+        "decoded_tiles": result.get("decoded_tiles"),
+        "decoded_pixels": decoded,
+        "decoded_area": None if decoded is None else round(decoded / case.size**2, 3),
         "status": result["status"],
         "gflops": _significant(result.get("gflops")),
         "latency_s": _round(result.get("latency_s")),
@@ -132,9 +139,21 @@ def _markdown(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
+def _trimap_cell(row: dict) -> str:
+    share = row["unknown_fraction"]
+    return row["trimap"] if share is None else f"{row['trimap']} ({share:.0%})"
+
+
+def _decoded_cell(row: dict) -> str:
+    if row["decoded_tiles"] is None:
+        return "-"
+    return f"{row['decoded_tiles']} ({row['decoded_area']:.2f})"
+
+
 def inference_markdown(rows: Sequence[dict]) -> str:
     """Results table plus, where both were measured, MEMatte / ViTMatte ratios per size."""
-    header = ("Model", "Size", "MP", "Device", "dtype", "GFLOPs", "Latency s (median)",
+    header = ("Model", "Size", "MP", "Device", "dtype", "Trimap (unknown share)",
+              "Skip known tiles", "Decoded tiles (area / image)", "GFLOPs", "Latency s (median)",
               "Peak memory GB",
               "Before forward GB", "Estimated peak GB", "Tokens routed / block", "Load at start",
               "Status")
@@ -145,7 +164,8 @@ def inference_markdown(rows: Sequence[dict]) -> str:
             f"{routed:.0f} / {r['tokens_total']}" if routed is not None
             else f"all {r['tokens_total']} (no routing)")
         lines.append((r["model"], f"{r['size']}x{r['size']}", _cell(r["megapixels"]),
-                      r["device"], r["dtype"], _cell(r["gflops"]), _cell(r["latency_s"]),
+                      r["device"], r["dtype"], _trimap_cell(r), _cell(r["skip_known_tiles"]),
+                      _decoded_cell(r), _cell(r["gflops"]), _cell(r["latency_s"]),
                       _memory_cell(r),
                       _cell(r["memory_before_gb"]), _cell(r["estimated_peak_gb"]), tokens,
                       _cell(r["load_1m"]), r["status"]))
@@ -153,7 +173,8 @@ def inference_markdown(rows: Sequence[dict]) -> str:
     ratios = ratio_lines(rows)
     if ratios:
         text += "\n\n" + _markdown(
-            ("Pair", "Size", "dtype", "Memory ratio", "Working-memory ratio", "Latency ratio",
+            ("Pair", "Size", "dtype", "Trimap, skip known tiles", "Memory ratio",
+             "Working-memory ratio", "Latency ratio",
              "GFLOPs ratio"),
             ratios,
         )
@@ -165,11 +186,14 @@ def inference_markdown(rows: Sequence[dict]) -> str:
 def ratio_lines(rows: Sequence[dict]) -> list[tuple[str, ...]]:
     """MEMatte / ViTMatte peak-memory, working-memory and latency ratios for sizes where both
     succeeded."""
-    ok = {(r["model"], r["size"], r["device"], r["dtype"]): r for r in rows if r["status"] == "ok"}
+    def key(r: dict, model: str) -> tuple:
+        return model, r["size"], r["device"], r["dtype"], r["trimap"], r["skip_known_tiles"]
+
+    ok = {key(r, r["model"]): r for r in rows if r["status"] == "ok"}
     lines = []
-    for (model, size, device, dtype), r in ok.items():
+    for (model, size, device, dtype, *_), r in ok.items():
         for ours, base in PAIRS:
-            other = ok.get((base, size, device, dtype))
+            other = ok.get(key(r, base))
             if model != ours or other is None:
                 continue
             working = (r["peak_memory_gb"] - r["memory_before_gb"]) / max(
@@ -177,6 +201,7 @@ def ratio_lines(rows: Sequence[dict]) -> list[tuple[str, ...]]:
             flops = (f"{r['gflops'] / other['gflops']:.2f}"
                      if r.get("gflops") and other.get("gflops") else "-")
             lines.append((f"{ours} / {base}", f"{size}x{size}", f"{device} {dtype}",
+                          f"{r['trimap']}, {_cell(r['skip_known_tiles'])}",
                           f"{r['peak_memory_gb'] / other['peak_memory_gb']:.2f}",
                           f"{working:.2f}", f"{r['latency_s'] / other['latency_s']:.2f}", flops))
     return lines

@@ -2,6 +2,8 @@
 
     python tools/benchmark.py                          # inference, defaults below
     python tools/benchmark.py --models mematte_s --sizes 1024 2048 --repeats 5
+    python tools/benchmark.py --models mematte_s --sizes 2048 --trimaps disc outline \
+        --tile-skipping on off                         # decoder tiles skipped or not
     python tools/benchmark.py --train                  # training step benchmark
 
 Inference: batch 1, random weights (fixed seed, the same for every run of a model), random
@@ -10,7 +12,9 @@ a warm-up call, then the median of ``--repeats`` timed calls; CPU peak memory is
 peak resident set (VmHWM), CUDA peak memory the peak allocation. ViTMatte runs twice: with
 this project's fused attention (vitmatte_s) and with the released implementation's dense
 N x N attention (vitmatte_s_dense). A case whose estimated peak exceeds --max-memory is
-reported as skipped instead of being run. Training: forward, backward and AdamW step on a
+reported as skipped instead of being run. The trimap is a disc (19% unknown) or a thin band
+along a procedural subject's outline (5-15% unknown); the table gives the decoder tiles of one
+call and their input area relative to the image. Training: forward, backward and AdamW step on a
 random batch (default 2 x 512^2), MEMatte with and without its teacher.
 Writes <output>/inference.{md,csv,png} or <output>/training.{md,csv}.
 """
@@ -30,6 +34,7 @@ import torch
 from mematte_d2.benchmark.cases import (
     DTYPES,
     MODEL_NAMES,
+    TRIMAPS,
     InferenceCase,
     TrainCase,
     load_model_config,
@@ -67,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of tokens each routed block sends to global attention")
     p.add_argument("--tile-size", type=int,
                    help="decoder tile size (default: the config's; 0 = whole image at once)")
+    p.add_argument("--trimaps", nargs="+", choices=TRIMAPS, default=["disc"],
+                   help="trimap shapes: disc (19%% unknown) and/or outline (thin band, 5-15%%)")
+    p.add_argument("--tile-skipping", nargs="+", choices=("on", "off"),
+                   help="decode only tiles with unknown pixels (on) or every tile (off); "
+                        "default: the config's model.skip_known_tiles")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--dtypes", nargs="+", choices=DTYPES,
                    help="default: fp32 on CPU; fp32 fp16 bf16 (autocast) on CUDA")
@@ -144,12 +154,15 @@ def _environment(args: argparse.Namespace, device: str) -> list[str]:
 
 def _inference_cases(args: argparse.Namespace, device: str) -> list[InferenceCase]:
     dtypes = args.dtypes or (["fp32"] if device == "cpu" else list(DTYPES))
+    skipping = [None] if args.tile_skipping is None else [s == "on" for s in args.tile_skipping]
     return [
         InferenceCase(model=model, size=size, device=device, dtype=dtype,
-                      keep_ratio=args.keep_ratio, tile_size=args.tile_size, threads=args.threads,
+                      keep_ratio=args.keep_ratio, tile_size=args.tile_size,
+                      skip_known_tiles=skip, trimap=trimap, threads=args.threads,
                       repeats=args.repeats, seed=args.seed, max_seconds=args.max_case_seconds,
                       count_flops=not args.no_flops, opts=list(args.opts))
         for model in args.models for size in args.sizes for dtype in dtypes
+        for trimap in args.trimaps for skip in skipping
     ]
 
 
@@ -200,8 +213,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report_progress(i: int, n: int, row: dict) -> None:
-    what = row["model"] + (f" {row['size']}^2 {row['dtype']}" if "size" in row
-                           else f" teacher={row['teacher']}")
+    what = row["model"] + (f" {row['size']}^2 {row['dtype']} {row['trimap']} trimap, skip "
+                           f"{row['skip_known_tiles']}, {row['decoded_tiles']} tiles"
+                           if "size" in row else f" teacher={row['teacher']}")
     speed = (f"{row['latency_s']} s" if "latency_s" in row else f"{row['iters_per_s']} it/s")
     print(f"[{i}/{n}] {what}: {row['status']}, {speed}, peak {row['peak_memory_gb']} GB",
           flush=True)

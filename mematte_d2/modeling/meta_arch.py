@@ -55,6 +55,8 @@ class MEMatte(nn.Module):
         size_divisibility: inputs are zero-padded bottom/right to a multiple of this.
         distill_loss_weight, keep_ratio_loss_weight: multipliers of those two losses.
         tile_size, tile_context: test-time tiled decoding (0 = whole image at once).
+        skip_known_tiles: at inference, do not decode tiles whose own area holds no unknown
+            trimap pixel (see ``inference``); False decodes every tile. Training is unaffected.
 
     An input dict may also carry "padded_size" (Hp, Wp), a multiple of ``size_divisibility``
     at least the image size, to pad to instead of the next multiple, and "trimap_channel", a
@@ -76,6 +78,7 @@ class MEMatte(nn.Module):
         keep_ratio_loss_weight: float = 1.0,
         tile_size: int = 512,
         tile_context: int = 64,
+        skip_known_tiles: bool = True,
     ):
         super().__init__()
         for name, module in (("backbone", backbone), ("decoder", decoder)):
@@ -110,6 +113,7 @@ class MEMatte(nn.Module):
         self.keep_ratio_loss_weight = keep_ratio_loss_weight
         self.tile_size = tile_size
         self.tile_context = tile_context
+        self.skip_known_tiles = skip_known_tiles
 
     @property
     def device(self) -> torch.device:
@@ -292,7 +296,15 @@ class MEMatte(nn.Module):
             storage.put_scalar("keep_ratio/mean", sum(values) / len(values))
 
     def inference(self, batched_inputs: list[dict]) -> list[dict]:
-        """Per-image outputs; images are batched only with others of the same padded size."""
+        """Per-image outputs; images are batched only with others of the same padded size.
+
+        "alpha" is the raw decoder output, known regions not clamped, except with
+        ``skip_known_tiles``: a decoder tile whose own area holds only known pixels (trimap
+        channel exactly 0 or 1) is not decoded and there "alpha" holds the trimap channel, i.e.
+        0 / 1, the values every known-region clamp writes (``clamp_known_regions``, and the
+        release's rule for codes 0 / 255 fed as "trimap_channel" = codes / 255). Clamped
+        outputs and saved PNGs are therefore those of decoding every tile.
+        """
         groups: dict[tuple[int, int], list[int]] = {}
         for i, item in enumerate(batched_inputs):
             groups.setdefault(self._padded_size(item), []).append(i)
@@ -304,9 +316,12 @@ class MEMatte(nn.Module):
         return results
 
     def _inference_same_size(self, batched_inputs: list[dict]) -> list[dict]:
-        inputs, _ = self.preprocess(batched_inputs)
+        inputs, trimaps = self.preprocess(batched_inputs)
         encoded = self.backbone(inputs)
         features = encoded["features"]
+        needed = fill = None
+        if self.skip_known_tiles:
+            needed, fill = (trimaps != 0) & (trimaps != 1), trimaps
         alpha = tiled_decode(
             self.decoder,
             features,
@@ -314,6 +329,8 @@ class MEMatte(nn.Module):
             tile_size=self.tile_size,
             context=self.tile_context,
             stride=inputs.shape[-1] // features.shape[-1],
+            needed=needed,
+            fill=fill,
         )
         routing = encoded.get("routing")
         if routing is None:

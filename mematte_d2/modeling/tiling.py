@@ -2,7 +2,9 @@
 
 The input is zero-padded to a multiple of the tile size and the features to the matching token
 count; every tile is decoded together with ``context`` pixels of its neighbours (only where a
-neighbour exists) and only the tile's own area is written to the output.
+neighbour exists) and only the tile's own area is written to the output. Given a mask of the
+pixels whose output matters, tiles whose own area holds none of them are not decoded but copied
+from a fill tensor (at inference: the trimap's known values, which consumers write there anyway).
 """
 
 from collections.abc import Callable
@@ -46,6 +48,39 @@ def _padded_extent(size: int, num_tiles: int, tile_size: int, margin: int | None
     return whole if margin is None else min(whole, size + margin)
 
 
+def _check_skip_inputs(
+    needed: torch.Tensor | None, fill: torch.Tensor | None, shape: tuple[int, ...]
+) -> None:
+    if (needed is None) != (fill is None):
+        raise ValueError("tiled_decode: give both needed and fill, or neither")
+    if needed is None:
+        return
+    for name, tensor in (("needed", needed), ("fill", fill)):
+        if tuple(tensor.shape) != shape:
+            raise ValueError(
+                f"tiled_decode: {name} must have shape {shape} (the output's), "
+                f"got {tuple(tensor.shape)}"
+            )
+    if needed.dtype != torch.bool:
+        raise ValueError(f"tiled_decode: needed must be a bool mask, got {needed.dtype}")
+
+
+def _tiles_with_needed_pixels(
+    needed: torch.Tensor | None, row_windows: list, col_windows: list
+) -> list[list[bool]]:
+    """Per tile: does its own area hold a needed pixel in any image (all True without a mask)?
+    One device-to-host copy for all tiles, not one synchronisation per tile."""
+    if needed is None:
+        return [[True] * len(col_windows) for _ in row_windows]
+    flags = torch.stack([
+        needed[..., oy0:oy1, ox0:ox1].any()
+        for _, _, oy0, oy1 in row_windows for _, _, ox0, ox1 in col_windows
+    ])
+    flat = flags.tolist()
+    return [flat[i * len(col_windows) : (i + 1) * len(col_windows)]
+            for i in range(len(row_windows))]
+
+
 def tiled_decode(
     decoder: Decoder,
     features: torch.Tensor,
@@ -53,10 +88,16 @@ def tiled_decode(
     tile_size: int = 512,
     context: int = 64,
     stride: int = 16,
+    needed: torch.Tensor | None = None,
+    fill: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Decode ``features`` [B, C, H/stride, W/stride] with ``images`` [B, c, H, W] tile by tile.
 
-    Returns [B, 1, H, W]. ``tile_size=0`` decodes the whole image in one call.
+    Returns [B, 1, H, W]. ``tile_size=0`` decodes the whole image in one call (one tile).
+
+    ``needed`` (bool) and ``fill``, both [B, 1, H, W]: a tile whose own area has no needed
+    pixel in any image of the batch is not decoded; its output is copied from ``fill``. Every
+    decoded tile keeps its crop, so decoded values are those of decoding every tile.
 
     The result is that of decoding the input zero-padded to whole tiles. When the decoder
     states a ``receptive_radius`` (pixels an output can depend on, padding effects included)
@@ -70,7 +111,11 @@ def tiled_decode(
             f"tiled_decode: image size {(height, width)} must be {stride} x the feature size "
             f"{tuple(features.shape[-2:])}"
         )
+    out_shape = (images.shape[0], 1, height, width)
+    _check_skip_inputs(needed, fill, out_shape)
     if tile_size == 0:
+        if needed is not None and not needed.any():
+            return fill.clone()
         return decoder(features, images)
     _check_tiling(tile_size, context, stride)
     rows, cols = -(-height // tile_size), -(-width // tile_size)
@@ -82,11 +127,17 @@ def tiled_decode(
         pad_h, pad_w = padded_h - height, padded_w - width
         images = F.pad(images, (0, pad_w, 0, pad_h))
         features = F.pad(features, (0, pad_w // stride, 0, pad_h // stride))
-    out = images.new_empty(images.shape[0], 1, height, width)
-    for y0, y1, oy0, oy1 in tile_windows(rows, tile_size, context):
-        y1, oy1 = min(y1, padded_h), min(oy1, height)
-        for x0, x1, ox0, ox1 in tile_windows(cols, tile_size, context):
-            x1, ox1 = min(x1, padded_w), min(ox1, width)
+    out = images.new_empty(out_shape)
+    row_windows = [(y0, min(y1, padded_h), oy0, min(oy1, height))
+                   for y0, y1, oy0, oy1 in tile_windows(rows, tile_size, context)]
+    col_windows = [(x0, min(x1, padded_w), ox0, min(ox1, width))
+                   for x0, x1, ox0, ox1 in tile_windows(cols, tile_size, context)]
+    decode = _tiles_with_needed_pixels(needed, row_windows, col_windows)
+    for i, (y0, y1, oy0, oy1) in enumerate(row_windows):
+        for j, (x0, x1, ox0, ox1) in enumerate(col_windows):
+            if not decode[i][j]:
+                out[..., oy0:oy1, ox0:ox1] = fill[..., oy0:oy1, ox0:ox1]
+                continue
             pred = decoder(
                 features[..., y0 // stride : y1 // stride, x0 // stride : x1 // stride],
                 images[..., y0:y1, x0:x1],

@@ -4,10 +4,13 @@ import csv
 import math
 
 import matplotlib.image
-from tiny_models import FAST_VITMATTE_OPTS
+import numpy as np
+from tiny_models import FAST_MEMATTE_OPTS, FAST_VITMATTE_OPTS
 
+from mematte_d2.benchmark.cases import disc_trimap, outline_trimap
 from mematte_d2.benchmark.report import INFERENCE_COLUMNS
 from mematte_d2.cli.benchmark import main
+from mematte_d2.modeling.tiling import tile_windows
 
 SIZE = 64
 # Every case on the CPU in fp32, so that a CUDA machine (whose default is CUDA with fp32, fp16
@@ -100,3 +103,28 @@ def test_failing_and_skipped_cases_are_reported_not_raised(tmp_path):
     table = (out / "inference.md").read_text()
     assert "error:" in table and "skipped" in table
     assert (out / "inference.png").is_file()
+
+
+def test_trimap_shapes_and_tile_skipping_report_decoded_tiles(tmp_path):
+    out = tmp_path / "bench"
+    argv = ["--models", "mematte_s", "--sizes", "256", "--repeats", "1", "--threads", "1",
+            "--tile-size", "64", "--trimaps", "disc", "outline", "--tile-skipping", "on", "off",
+            "--no-flops", "--output", str(out), *CPU_FP32, "--opts", *FAST_MEMATTE_OPTS]
+    assert main(argv) == 0
+    rows = {(r["trimap"], r["skip_known_tiles"]): r for r in _rows(out / "inference.csv")}
+    assert set(rows) == {(t, s) for t in ("disc", "outline") for s in ("True", "False")}
+    trimaps = {"disc": disc_trimap(256), "outline": outline_trimap(256)}
+    assert float(rows["outline", "True"]["unknown_fraction"]) == round(
+        float(np.mean(trimaps["outline"] == 128)), 3)
+    # 4 x 4 tiles of 64 px, each decoded with 64 px of context towards its neighbours.
+    windows = tile_windows(4, 64, 64)
+    for (shape, skip), row in rows.items():
+        assert row["status"] == "ok", row
+        decoded = [(y1 - y0) * (x1 - x0) for y0, y1, oy0, oy1 in windows
+                   for x0, x1, ox0, ox1 in windows
+                   if skip == "False" or (trimaps[shape][oy0:oy1, ox0:ox1] == 128).any()]
+        assert (int(row["decoded_tiles"]), int(row["decoded_pixels"])) == (
+            len(decoded), sum(decoded)), (shape, skip)
+    assert int(rows["disc", "True"]["decoded_tiles"]) == 12  # the disc's corners are known
+    assert int(rows["outline", "True"]["decoded_tiles"]) == 11
+    assert "| outline (" in (out / "inference.md").read_text()

@@ -24,8 +24,8 @@ def test_ratio_table_pairs_mematte_with_vitmatte_of_the_same_size():
                                                          "peak_memory_lower_bound_bytes": 3 * GB}),
     ]
     # Working memory: (1.0 - 0.5) / (4.0 - 0.5) GB.
-    assert ratio_lines(rows) == [("mematte_s / vitmatte_s", "1024x1024", "cpu fp32", "0.25",
-                                  "0.14", "0.25", "0.60")]
+    assert ratio_lines(rows) == [("mematte_s / vitmatte_s", "1024x1024", "cpu fp32", "disc, -",
+                                  "0.25", "0.14", "0.25", "0.60")]
     table = inference_markdown(rows)
     assert "| 300 |" in table and "| 500 |" in table
     assert ">= 3.00 (when stopped)" in table and "timeout (> 600 s)" in table
@@ -38,10 +38,27 @@ def test_ratio_table_compares_with_both_vitmatte_attention_implementations():
         inference_row(InferenceCase("vitmatte_s", 1024), _ok(4.0, 1.5)),
         inference_row(InferenceCase("vitmatte_s_dense", 1024), _ok(5.0, 5.0)),
     ]
-    pairs = {line[0]: line[3:] for line in ratio_lines(rows)}
+    pairs = {line[0]: line[4:] for line in ratio_lines(rows)}
     # No GFLOPs measured (--no-flops): no GFLOPs ratio.
     assert pairs == {"mematte_s / vitmatte_s": ("0.67", "0.50", "0.50", "-"),
                      "mematte_s / vitmatte_s_dense": ("0.20", "0.11", "0.40", "-")}
+
+
+def test_rows_show_decoded_tiles_and_pair_only_equal_trimaps_and_skipping():
+    decoded = {"skip_known_tiles": True, "unknown_fraction": 0.085, "decoded_tiles": 9,
+               "decoded_pixels": 3_300_000}
+    rows = [
+        inference_row(InferenceCase("mematte_s", 2048, trimap="outline"),
+                      {**_ok(2.0, 1.0, [256, 256]), **decoded}),
+        inference_row(InferenceCase("vitmatte_s", 2048, trimap="disc"),
+                      {**_ok(4.0, 1.5), **decoded}),
+        inference_row(InferenceCase("vitmatte_s", 2048, trimap="outline"),
+                      {**_ok(4.0, 1.5), **decoded, "skip_known_tiles": False}),
+    ]
+    assert rows[0]["decoded_area"] == round(3_300_000 / 2048**2, 3)
+    assert ratio_lines(rows) == []
+    table = inference_markdown(rows)
+    assert "| outline (8%) | True | 9 (0.79) |" in table
 
 
 def test_failed_row_has_no_measurements():

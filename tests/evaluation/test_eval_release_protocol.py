@@ -16,7 +16,7 @@ from detectron2.data import DatasetCatalog
 from PIL import Image
 
 from mematte_d2.cli.train import evaluate
-from mematte_d2.config import load_config
+from mematte_d2.config import apply_overrides, load_config
 from mematte_d2.data import MattingTestMapper, register_matting_dataset
 from mematte_d2.data.release_protocol import read_release_trimap, release_padded_size
 from mematte_d2.evaluation import MattingEvaluator, compute_matting_metrics
@@ -104,6 +104,23 @@ def test_eval_only_metrics_are_those_of_the_saved_pngs(release_eval_run):
         assert float(row["MSE_x1e3"]) == pytest.approx(expected["MSE"] * 1e3, rel=1e-6)
         sads.append(expected["SAD"])
     assert results["matting"]["SAD"] == pytest.approx(np.mean(sads), rel=1e-6)
+
+
+def test_skipped_tiles_keep_the_release_pngs(tmp_path):
+    """64-pixel decoder tiles: 10 of the fixture's 36 tiles hold only codes 0 / 255 and are not
+    decoded; the saved PNGs are those of decoding every tile. (At the recipe's 512-pixel tiles
+    every fixture image is one tile with unknown pixels: ``release_eval_run`` decodes it.)"""
+    _register_fixture()
+    pngs = {}
+    for skip in (True, False):
+        cfg = apply_overrides(_tiny_eval_config(tmp_path / str(skip)),
+                              ["model.tile_size=64", f"model.skip_known_tiles={skip}"])
+        evaluate(cfg)
+        folder = tmp_path / str(skip) / "inference" / DATASET / "predictions"
+        pngs[skip] = {f.name: np.asarray(Image.open(f)) for f in sorted(folder.glob("*.png"))}
+    assert len(pngs[True]) == 4 and pngs[True].keys() == pngs[False].keys()
+    for name, png in pngs[True].items():
+        np.testing.assert_array_equal(png, pngs[False][name], err_msg=name)
 
 
 def test_native_protocol_does_not_give_the_release_pngs(tmp_path):

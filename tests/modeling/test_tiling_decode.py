@@ -93,3 +93,65 @@ def test_tile_size_zero_is_whole_image_and_bad_settings_are_named():
         tiled_decode(decoder, features, images, tile_size=64, context=8)
     with pytest.raises(ValueError, match="feature size"):
         tiled_decode(decoder, features, images[..., :32, :], tile_size=64)
+
+
+def test_tiles_without_needed_pixels_are_filled_not_decoded():
+    # 96 x 160, 64-pixel tiles: 2 x 3 tiles. Needed pixels in tile (0, 1) only and on the
+    # border pixel shared by tiles (1, 1) / (1, 2) -> (1, 2) owns column 128.
+    features, images = _coordinate_inputs(96, 160)
+    needed = torch.zeros(1, 1, 96, 160, dtype=torch.bool)
+    needed[..., 10, 70] = True
+    needed[..., 80, 128] = True
+    fill = torch.full((1, 1, 96, 160), -7.0)
+    decoder = _RecordingDecoder()
+    out = tiled_decode(decoder, features, images, tile_size=64, context=16, needed=needed,
+                       fill=fill)
+    assert decoder.crops == [(0, 80, 48, 144), (48, 1, 112, 1)]  # tiles (0, 1) and (1, 2)
+    decoded = torch.zeros(96, 160, dtype=torch.bool)
+    decoded[:64, 64:128] = True
+    decoded[64:, 128:] = True
+    assert (out[0, 0][~decoded] == -7).all()
+    # Decoded tiles hold their own aligned values (the recorder adds 1000 x its call number).
+    torch.testing.assert_close(out[0, 0, :64, 64:128], images[0, 0, :64, 64:128])
+    torch.testing.assert_close(out[0, 0, 64:, 128:], images[0, 0, 64:, 128:] + 1000)
+
+
+def test_skipped_tiles_keep_decoded_values_bitwise():
+    decoder = small_decoder()
+    features, images = torch.randn(2, 8, 12, 10), torch.randn(2, 4, 192, 160)
+    needed = torch.zeros(2, 1, 192, 160, dtype=torch.bool)
+    needed[0, :, 100:110, 30:40] = True  # tile (1, 0) of image 0; image 1 needs nothing
+    with torch.no_grad():
+        every = tiled_decode(decoder, features, images, tile_size=64, context=16)
+        sparse = tiled_decode(decoder, features, images, tile_size=64, context=16,
+                              needed=needed, fill=torch.zeros(2, 1, 192, 160))
+    # A tile is decoded for the whole batch when one image needs it.
+    assert torch.equal(sparse[..., 64:128, :64], every[..., 64:128, :64])
+    sparse[..., 64:128, :64] = 0
+    assert not sparse.any()
+
+
+def test_whole_image_decoding_is_skipped_only_without_needed_pixels():
+    decoder = small_decoder()
+    features, images = torch.randn(1, 8, 3, 5), torch.randn(1, 4, 48, 80)
+    fill = torch.rand(1, 1, 48, 80)
+    nothing = torch.zeros(1, 1, 48, 80, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.equal(tiled_decode(decoder, features, images, 0, needed=nothing, fill=fill),
+                           fill)
+        one = nothing.clone()
+        one[..., 47, 79] = True
+        torch.testing.assert_close(tiled_decode(decoder, features, images, 0, needed=one,
+                                                fill=fill), decoder(features, images))
+
+
+def test_bad_skip_inputs_are_named():
+    decoder = small_decoder()
+    features, images = torch.randn(1, 8, 4, 4), torch.randn(1, 4, 64, 64)
+    mask = torch.ones(1, 1, 64, 64, dtype=torch.bool)
+    with pytest.raises(ValueError, match="both needed and fill"):
+        tiled_decode(decoder, features, images, 32, 16, needed=mask)
+    with pytest.raises(ValueError, match="fill must have shape"):
+        tiled_decode(decoder, features, images, 32, 16, needed=mask, fill=torch.zeros(64, 64))
+    with pytest.raises(ValueError, match="bool mask"):
+        tiled_decode(decoder, features, images, 32, 16, needed=mask.float(), fill=mask.float())
