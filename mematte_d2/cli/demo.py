@@ -13,7 +13,6 @@ from pathlib import Path
 
 import cv2
 import torch
-from detectron2.config import LazyConfig
 from detectron2.utils.logger import setup_logger
 from tabulate import tabulate
 
@@ -22,6 +21,7 @@ from mematte_d2.config import ConfigError, load_config
 from mematte_d2.data import get_matting_dataset_dicts
 from mematte_d2.data.synthetic import ensure_synthetic_dataset
 from mematte_d2.engine import MattingTrainer, test_dataset_names
+from mematte_d2.engine.setup import save_config
 from mematte_d2.engine.visualize import matting_sheet_row, stack_rows
 
 DEMO_CONFIG = "quick_schedules/mematte_tiny_synthetic.py"
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(cfg.train.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    LazyConfig.save(cfg, str(out / "config.yaml"))
+    save_config(cfg, out)
     torch.manual_seed(cfg.train.seed)
 
     trainer = MattingTrainer(cfg)

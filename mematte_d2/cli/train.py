@@ -3,13 +3,13 @@
 import os
 import sys
 
-from detectron2.engine import default_argument_parser, default_setup
+from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
-from detectron2.utils.logger import setup_logger
 
 from mematte_d2.checkpoint import CheckpointError, load_matting_weights
 from mematte_d2.config import ConfigError, load_config
 from mematte_d2.engine import MattingTrainer, check_datasets, resolve_device, test_dataset_names
+from mematte_d2.engine.setup import setup_job
 from mematte_d2.utils.distributed import launch
 
 EPILOG = """
@@ -40,8 +40,7 @@ def evaluate(cfg) -> dict:
 
 def main(args):
     cfg = load_config(args.config_file, args.opts)
-    default_setup(cfg, args)
-    setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="mematte_d2")
+    setup_job(cfg, args)
     if args.eval_only:
         return evaluate(cfg)
     trainer = MattingTrainer(cfg)

@@ -239,3 +239,16 @@ def test_sheet_routing_maps_place_tokens_on_their_patches_when_the_size_is_not_a
     overlay = row[:, -w:]  # the last tile: the routing map
     assert (overlay[32:, 32:] != overlay[0, 0]).all()  # tinted
     assert (overlay[:32, :] == overlay[0, 0]).all() and (overlay[:, :32] == overlay[0, 0]).all()
+
+
+def test_config_yaml_is_written_whole_and_never_through_a_link(tmp_path):
+    from mematte_d2.engine.setup import save_config
+
+    cfg = LazyConfig.load("configs/quick_schedules/mematte_tiny_synthetic.py")
+    target = tmp_path / "elsewhere.yaml"
+    target.write_text("keep me")
+    (tmp_path / "config.yaml").symlink_to(target)
+    path = save_config(cfg, tmp_path)
+    assert not path.is_symlink() and target.read_text() == "keep me"
+    assert LazyConfig.load(str(path)).train.max_iter == cfg.train.max_iter
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "elsewhere.yaml"]
