@@ -78,3 +78,27 @@ def test_soft_low_above_the_threshold_exits_2_before_any_work(tmp_path, capsys):
                    "--mask", "alpha", "--mask-soft-low", "0.6", "--output", str(tmp_path / "o")])
     assert status == 2
     assert "--mask-soft-low 0.6 must be below --mask-threshold 0.5" in capsys.readouterr().err
+
+
+def test_a_real_photo_with_a_painted_mask(tmp_path, weights, capsys):
+    """scikit-image's cat photo (300 x 451, not a multiple of 32) with an ellipse painted over
+    the cat: the trimap's band follows the ellipse and alpha is 0 / 1 outside it."""
+    from skimage import data
+
+    photo = data.chelsea()
+    h, w = photo.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    mask = ((((yy - 150) / 120) ** 2 + ((xx - 240) / 170) ** 2) <= 1).astype(np.uint8) * 255
+    cv2.imwrite(str(tmp_path / "cat.jpg"), photo[:, :, ::-1])
+    cv2.imwrite(str(tmp_path / "cat_mask.png"), mask)
+    out = tmp_path / "out"
+    status = main(_args(weights, "--input", str(tmp_path / "cat.jpg"), "--mask",
+                        str(tmp_path / "cat_mask.png"), "--output", str(out), "--save-trimap"))
+    assert status == 0, capsys.readouterr().err
+    trimap = cv2.imread(str(out / "cat_trimap.png"), cv2.IMREAD_UNCHANGED)
+    alpha = cv2.imread(str(out / "cat_alpha.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(trimap, trimap_from_mask(mask))
+    # the default band: 3 px (1% of 300) on each side of the edge, where row 150 crosses it twice
+    assert 10 <= (trimap[150] == 128).sum() <= 16
+    np.testing.assert_array_equal(alpha[trimap == 0], 0)
+    np.testing.assert_array_equal(alpha[trimap == 255], 255)
