@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mematte_d2.modeling import MEMatte, RoutedViT
-from mematte_d2.modeling.routing import routing_margin
+from mematte_d2.modeling.routing import check_keep_ratio, check_max_tokens, routing_margin
 from mematte_d2.modeling.vit import window_partition, window_unpartition
 from mematte_d2.utils.trimap import TRIMAP_BG_THRESHOLD, TRIMAP_FG_THRESHOLD
 
@@ -40,10 +40,8 @@ def check_budget(max_tokens: int | None, keep_ratio: float | None) -> None:
     is given."""
     if (max_tokens is None) == (keep_ratio is None):
         raise ValueError("give exactly one of max_tokens and keep_ratio")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or int(max_tokens) < 1):
-        raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
-    if keep_ratio is not None and not 0.0 < float(keep_ratio) <= 1.0:
-        raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
+    check_max_tokens(max_tokens)
+    check_keep_ratio(keep_ratio)
 
 
 def eager_budget(max_tokens: int | None = None, keep_ratio: float | None = None) -> dict:

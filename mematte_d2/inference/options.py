@@ -5,24 +5,12 @@ what was expected and what was given, so the command line can refuse a bad optio
 builds a model and the Python API gives the same message.
 """
 
-import math
 import numbers
 
-# The token cap has one check, the model's own (re-exported here for the command line).
-from mematte_d2.modeling.routing.policies import check_max_tokens
+# The token budget has one check each, the model's own (re-exported for the command line).
+from mematte_d2.modeling.routing.policies import check_keep_ratio, check_max_tokens
 
 __all__ = ["check_keep_ratio", "check_max_pixels", "check_max_tokens", "check_tile_size"]
-
-
-def check_keep_ratio(value) -> float | None:
-    """keep_ratio: None or a number in (0, 1] (share of tokens each routed block keeps)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"keep_ratio must be a number in (0, 1] or None, got {value!r}")
-    if not (math.isfinite(value) and 0.0 < value <= 1.0):
-        raise ValueError(f"keep_ratio must be in (0, 1], got {value}")
-    return float(value)
 
 
 def check_tile_size(value) -> int | None:

@@ -13,7 +13,7 @@ from torch import nn
 from mematte_d2.utils.trimap import normalize_trimap
 
 from .losses import MattingCriterion, distillation_loss
-from .routing.policies import check_max_tokens
+from .routing.policies import check_keep_ratio, check_max_tokens
 from .tiling import tiled_decode
 
 __all__ = ["MEMatte"]
@@ -137,8 +137,7 @@ class MEMatte(nn.Module):
         keeps the configured value. No-op for an encoder without routing.
         """
         max_tokens = check_max_tokens(max_tokens)
-        if keep_ratio is not None and not 0.0 < float(keep_ratio) <= 1.0:
-            raise ValueError(f"routing_budget: keep_ratio must be in (0, 1], got {keep_ratio}")
+        keep_ratio = check_keep_ratio(keep_ratio)
         overrides = {"max_tokens": max_tokens, "inference_keep_ratio": keep_ratio}
         overrides = {
             name: value

@@ -33,7 +33,7 @@ def _weights(tmp_path):
         ([], "exactly one of max_tokens and keep_ratio"),
         (["--keep-ratio", "0.25", "--max-tokens", "100"], "exactly one"),
         (["--keep-ratio", "0"], "keep_ratio must be in (0, 1]"),
-        (["--max-tokens", "0"], "max_tokens must be a positive int"),
+        (["--max-tokens", "0"], "max_tokens must be None or a positive int"),
     ],
 )
 def test_budget_options(tmp_path, capsys, no_model, extra, message):

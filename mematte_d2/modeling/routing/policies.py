@@ -38,6 +38,18 @@ def check_max_tokens(max_tokens: int | None) -> int | None:
     return int(max_tokens)
 
 
+def check_keep_ratio(value: float | None) -> float | None:
+    """The one check of an inference keep ratio: None or a number in (0, 1], returned as float
+    (the share of tokens each routed block keeps)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"keep_ratio must be a number in (0, 1] or None, got {value!r}")
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise ValueError(f"keep_ratio must be in (0, 1], got {value}")
+    return float(value)
+
+
 def routing_margin(log_probs: Tensor) -> Tensor:
     """Router preference for global attention: ``log p0 - log p1``, shape ``[B, N]``."""
     return log_probs[..., 0] - log_probs[..., 1]
