@@ -21,7 +21,7 @@ from detectron2.config import instantiate
 
 from mematte_d2.checkpoint import load_matting_weights
 from mematte_d2.utils.precision import autocast, autocast_dtype
-from mematte_d2.utils.trimap import clamp_known_regions, trimap_codes
+from mematte_d2.utils.trimap import clamp_known_regions_, trimap_codes
 
 from .memory import (
     MemoryBudget,
@@ -258,19 +258,22 @@ class MattingPredictor:
         h, w = trimap.shape
         if max_tokens is None and keep_ratio is None:
             max_tokens = self.token_cap(h, w, tile_size)
-        rgb = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
-        tri = torch.from_numpy(trimap_codes(trimap)).to(self.device)
-        inputs = {"image": rgb.permute(2, 0, 1).float(), "trimap": tri[None].float()}
+        # 8-bit image and codes as given, on the host: the model builds its float input per
+        # patch row and decoder tile, on its device (MattingInputs).
+        rgb = torch.from_numpy(np.ascontiguousarray(image))
+        tri = torch.from_numpy(trimap_codes(trimap))
+        inputs = {"image": rgb.permute(2, 0, 1), "trimap": tri[None]}
         out, max_tokens = self._run_with_oom_retries(inputs, max_tokens, keep_ratio, tile_size)
-        finite = torch.isfinite(out["alpha"])
-        if not bool(finite.all()):
+        alpha = out["alpha"].float()
+        non_finite = int(alpha.numel() - torch.isfinite(alpha).sum())
+        if non_finite:
             raise NonFinitePredictionError(
-                f"the model predicted {int(finite.numel() - finite.sum())} non-finite (NaN or "
-                f"infinite) alpha values of {finite.numel()}; are the weights diverged?"
+                f"the model predicted {non_finite} non-finite (NaN or infinite) alpha values "
+                f"of {alpha.numel()}; are the weights diverged?"
             )
-        alpha = clamp_known_regions(out["alpha"], inputs["trimap"])
+        alpha = clamp_known_regions_(alpha, inputs["trimap"])
         return MattingResult(
-            alpha=alpha[0].float().cpu().numpy(),
+            alpha=np.ascontiguousarray(alpha[0].cpu().numpy()),
             routing=out["routing"].cpu(),
             keep_ratio=out["keep_ratio"].cpu(),
             max_tokens=max_tokens,

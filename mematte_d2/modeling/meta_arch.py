@@ -10,9 +10,8 @@ import torch
 from detectron2.utils.events import get_event_storage
 from torch import nn
 
-from mematte_d2.utils.trimap import normalize_trimap
-
 from .losses import MattingCriterion, distillation_loss
+from .model_inputs import MattingInputs
 from .routing.policies import check_keep_ratio, check_max_tokens
 from .tiling import tiled_decode
 
@@ -208,26 +207,18 @@ class MEMatte(nn.Module):
         d = self.size_divisibility
         return -(-height // d) * d, -(-width // d) * d
 
-    def preprocess(self, batched_inputs: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised 4-channel batch zero-padded to a common multiple of ``size_divisibility``.
-
-        Returns (inputs [B, 4, Hp, Wp], trimaps [B, 1, Hp, Wp] in 0 / 0.5 / 1 or the items'
-        "trimap_channel", a view of channel 3 of inputs). Written into one preallocated tensor:
-        at 4096 x 4096 every extra full-resolution copy costs about 0.25 GB.
-        """
-        sizes = [tuple(item["image"].shape[-2:]) for item in batched_inputs]
+    def model_inputs(self, batched_inputs: list[dict]) -> MattingInputs:
+        """The normalised 4-channel input of a batch, zero-padded to a common multiple of
+        ``size_divisibility``, as a region source (``MattingInputs``) that builds any window of
+        it from the images as given."""
         padded = [self._padded_size(item) for item in batched_inputs]
-        height, width = max(p[0] for p in padded), max(p[1] for p in padded)
-        inputs = torch.zeros(len(batched_inputs), 4, height, width, device=self.device)
-        for i, (item, (h, w)) in enumerate(zip(batched_inputs, sizes)):
-            image = inputs[i, :3, :h, :w]
-            image.copy_(item["image"], non_blocking=True).sub_(self.pixel_mean).div_(self.pixel_std)
-            if "trimap_channel" in item:
-                trimap = item["trimap_channel"]
-            else:
-                # normalised where it lies (a CUDA trimap's range check would sync with the GPU)
-                trimap = normalize_trimap(item["trimap"])
-            inputs[i, 3:, :h, :w] = trimap.to(self.device, non_blocking=True)
+        size = (max(p[0] for p in padded), max(p[1] for p in padded))
+        return MattingInputs(batched_inputs, size, self.pixel_mean, self.pixel_std)
+
+    def preprocess(self, batched_inputs: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole input: (inputs [B, 4, Hp, Wp], trimaps [B, 1, Hp, Wp] in 0 / 0.5 / 1 or
+        the items' "trimap_channel", a view of channel 3 of inputs); see ``model_inputs``."""
+        inputs = self.model_inputs(batched_inputs).dense()
         return inputs, inputs[:, 3:4]
 
     # ------------------------------------------------------------------ forward
@@ -315,12 +306,17 @@ class MEMatte(nn.Module):
         return results
 
     def _inference_same_size(self, batched_inputs: list[dict]) -> list[dict]:
-        inputs, trimaps = self.preprocess(batched_inputs)
-        encoded = self.backbone(inputs)
+        # No full-resolution float input: the encoder reads it in row strips, the decoder in
+        # tiles (an encoder without ``reads_input_in_windows`` gets it whole).
+        inputs = self.model_inputs(batched_inputs)
+        if getattr(self.backbone, "reads_input_in_windows", False):
+            encoded = self.backbone(inputs)
+        else:
+            encoded = self.backbone(inputs.dense())
         features = encoded["features"]
         needed = fill = None
         if self.skip_known_tiles:
-            needed, fill = (trimaps != 0) & (trimaps != 1), trimaps
+            needed, fill = inputs.unknown, inputs.trimap
         alpha = tiled_decode(
             self.decoder,
             features,

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .regions import RegionSource
 from .registry import (
     ROUTER_REGISTRY,
     ROUTING_POLICY_REGISTRY,
@@ -30,6 +31,7 @@ from .vit import (
     MAX_BIAS_ELEMENTS,
     Block,
     ViTEncoderBase,
+    residual_add,
     validate_block_indexes,
     validate_window_layout,
 )
@@ -250,7 +252,7 @@ class RoutedBlock(Block):
             wider = torch.promote_types(mixed.dtype, attended.dtype)
             mixed = mixed.to(wider)
             mixed[i].index_copy_(0, index, attended.to(wider))
-        return self.finish(x + mixed.reshape(b, h, w, c))
+        return self.finish(residual_add(mixed.reshape(b, h, w, c), x))
 
 
 def _resolve(registry, spec: str | nn.Module, *args: Any, **kwargs: Any) -> Any:
@@ -381,8 +383,9 @@ class RoutedViT(ViTEncoderBase):
         )
         return cap_tokens(keep, routing_margin(log_probs), self.max_tokens)
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
-        """``x`` ``[B, in_chans, H, W]`` (H, W multiples of the patch size) -> dict with
+    def forward(self, x: Tensor | RegionSource) -> dict[str, Tensor]:
+        """``x`` ``[B, in_chans, H, W]`` (H, W multiples of the patch size; a tensor or a region
+        source) -> dict with
         "features" ``[B, C, h, w]``; "routing" ``[B, K, h, w]`` decisions of the K routed
         blocks (training: float with straight-through gradients; eval: bool); "keep_ratios"
         ``[K]`` (share of kept tokens per block over the batch) and "routing_loss" (policy)."""

@@ -10,11 +10,13 @@ from a fill tensor (at inference: the trimap's known values, which consumers wri
 from collections.abc import Callable
 
 import torch
-from torch.nn import functional as F
+
+from .regions import RegionSource, crop_region
 
 __all__ = ["tile_windows", "tiled_decode"]
 
 Decoder = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Map = torch.Tensor | RegionSource
 
 
 def tile_windows(num_tiles: int, tile_size: int, context: int) -> list[tuple[int, int, int, int]]:
@@ -48,32 +50,30 @@ def _padded_extent(size: int, num_tiles: int, tile_size: int, margin: int | None
     return whole if margin is None else min(whole, size + margin)
 
 
-def _check_skip_inputs(
-    needed: torch.Tensor | None, fill: torch.Tensor | None, shape: tuple[int, ...]
-) -> None:
+def _check_skip_inputs(needed, fill, shape: tuple[int, ...]) -> None:
     if (needed is None) != (fill is None):
         raise ValueError("tiled_decode: give both needed and fill, or neither")
     if needed is None:
         return
-    for name, tensor in (("needed", needed), ("fill", fill)):
-        if tuple(tensor.shape) != shape:
+    for name, source in (("needed", needed), ("fill", fill)):
+        if tuple(source.shape) != shape:
             raise ValueError(
                 f"tiled_decode: {name} must have shape {shape} (the output's), "
-                f"got {tuple(tensor.shape)}"
+                f"got {tuple(source.shape)}"
             )
-    if needed.dtype != torch.bool:
+    if isinstance(needed, torch.Tensor) and needed.dtype != torch.bool:
         raise ValueError(f"tiled_decode: needed must be a bool mask, got {needed.dtype}")
 
 
 def _tiles_with_needed_pixels(
-    needed: torch.Tensor | None, row_windows: list, col_windows: list
+    needed: Map | None, row_windows: list, col_windows: list
 ) -> list[list[bool]]:
     """Per tile: does its own area hold a needed pixel in any image (all True without a mask)?
     One device-to-host copy for all tiles, not one synchronisation per tile."""
     if needed is None:
         return [[True] * len(col_windows) for _ in row_windows]
     flags = torch.stack([
-        needed[..., oy0:oy1, ox0:ox1].any()
+        crop_region(needed, oy0, oy1, ox0, ox1).any()
         for _, _, oy0, oy1 in row_windows for _, _, ox0, ox1 in col_windows
     ])
     flat = flags.tolist()
@@ -84,16 +84,18 @@ def _tiles_with_needed_pixels(
 def tiled_decode(
     decoder: Decoder,
     features: torch.Tensor,
-    images: torch.Tensor,
+    images: Map,
     tile_size: int = 512,
     context: int = 64,
     stride: int = 16,
-    needed: torch.Tensor | None = None,
-    fill: torch.Tensor | None = None,
+    needed: Map | None = None,
+    fill: Map | None = None,
 ) -> torch.Tensor:
     """Decode ``features`` [B, C, H/stride, W/stride] with ``images`` [B, c, H, W] tile by tile.
 
     Returns [B, 1, H, W]. ``tile_size=0`` decodes the whole image in one call (one tile).
+    ``images``, ``needed`` and ``fill`` may be tensors or region sources
+    (``mematte_d2.modeling.regions``): only the windows of the decoded tiles are read.
 
     ``needed`` (bool) and ``fill``, both [B, 1, H, W]: a tile whose own area has no needed
     pixel in any image of the batch is not decoded; its output is copied from ``fill``. Every
@@ -114,20 +116,16 @@ def tiled_decode(
     out_shape = (images.shape[0], 1, height, width)
     _check_skip_inputs(needed, fill, out_shape)
     if tile_size == 0:
-        if needed is not None and not needed.any():
-            return fill.clone()
-        return decoder(features, images)
+        if needed is not None and not crop_region(needed, 0, height, 0, width).any():
+            return crop_region(fill, 0, height, 0, width).clone()
+        return decoder(features, crop_region(images, 0, height, 0, width))
     _check_tiling(tile_size, context, stride)
     rows, cols = -(-height // tile_size), -(-width // tile_size)
     radius = getattr(decoder, "receptive_radius", None)
     margin = context if radius is not None and radius <= context else None
     padded_h = _padded_extent(height, rows, tile_size, margin)
     padded_w = _padded_extent(width, cols, tile_size, margin)
-    if (padded_h, padded_w) != (height, width):  # F.pad copies even when padding nothing
-        pad_h, pad_w = padded_h - height, padded_w - width
-        images = F.pad(images, (0, pad_w, 0, pad_h))
-        features = F.pad(features, (0, pad_w // stride, 0, pad_h // stride))
-    out = images.new_empty(out_shape)
+    out = torch.empty(out_shape, dtype=images.dtype, device=images.device)
     row_windows = [(y0, min(y1, padded_h), oy0, min(oy1, height))
                    for y0, y1, oy0, oy1 in tile_windows(rows, tile_size, context)]
     col_windows = [(x0, min(x1, padded_w), ox0, min(ox1, width))
@@ -136,11 +134,11 @@ def tiled_decode(
     for i, (y0, y1, oy0, oy1) in enumerate(row_windows):
         for j, (x0, x1, ox0, ox1) in enumerate(col_windows):
             if not decode[i][j]:
-                out[..., oy0:oy1, ox0:ox1] = fill[..., oy0:oy1, ox0:ox1]
+                out[..., oy0:oy1, ox0:ox1] = crop_region(fill, oy0, oy1, ox0, ox1)
                 continue
             pred = decoder(
-                features[..., y0 // stride : y1 // stride, x0 // stride : x1 // stride],
-                images[..., y0:y1, x0:x1],
+                crop_region(features, y0 // stride, y1 // stride, x0 // stride, x1 // stride),
+                crop_region(images, y0, y1, x0, x1),
             )
             out[..., oy0:oy1, ox0:ox1] = pred[..., oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0]
     return out

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .regions import RegionSource
+
 # Largest number of attention-bias elements built at once; larger problems are chunked by query.
 MAX_BIAS_ELEMENTS = 1 << 24
 # Without autograd, the MLP and window attention of large inputs run on slices of about this
@@ -38,6 +40,36 @@ def map_in_chunks(fn, x: Tensor, rows: int) -> Tensor:
     return out
 
 
+def map_in_row_strips(fn, x: Tensor, rows: int, halo: int) -> Tensor:
+    """``fn(x)`` for an ``fn`` on ``[B, H, W, C]`` grids whose output row depends only on the
+    input rows within ``halo`` of it (zero beyond the grid, like a padded convolution), evaluated
+    on strips of ``rows`` rows read with ``halo`` rows of context on each side when no gradient
+    is being recorded. Every kept output row sees the rows it sees in the whole grid."""
+    rows = max(1, rows)
+    height = x.shape[1]
+    if torch.is_grad_enabled() or height <= rows:
+        return fn(x)
+    out = None
+    for start in range(0, height, rows):
+        stop = min(start + rows, height)
+        low, high = max(0, start - halo), min(height, stop + halo)
+        part = fn(x[:, low:high])[:, start - low : stop - low]
+        if out is None:
+            out = part.new_empty((x.shape[0], height, *part.shape[2:]))
+        out[:, start:stop] = part
+    return out
+
+
+def residual_add(branch: Tensor, x: Tensor) -> Tensor:
+    """``x + branch``. Without autograd the sum is written into ``branch`` (a fresh buffer of
+    the caller's) when that gives the same tensor: same shape, dtype and strides as the result.
+    Addition commutes, so the values are the same; one token-grid buffer fewer is alive."""
+    if (torch.is_grad_enabled() or branch.shape != x.shape or branch.stride() != x.stride()
+            or branch.dtype != torch.promote_types(branch.dtype, x.dtype)):
+        return x + branch
+    return branch.add_(x)
+
+
 class PatchEmbed(nn.Module):
     """Non-overlapping patch embedding: a stride-``patch_size`` conv, output ``[B, h, w, C]``."""
 
@@ -46,14 +78,28 @@ class PatchEmbed(nn.Module):
         self.in_chans = in_chans
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
 
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_chans:
+    def forward(self, x: Tensor | RegionSource) -> Tensor:
+        """``[B, in_chans, H, W]`` -> ``[B, H/p, W/p, C]``. A region source is read in row strips
+        of about ``CHUNK_ELEMENTS`` input elements: every patch sees only its own pixels, so the
+        tokens are those of the whole input (the same convolution on the same values)."""
+        if len(x.shape) != 4 or x.shape[1] != self.in_chans:
             raise ValueError(
                 f"PatchEmbed expects [B, {self.in_chans}, H, W], got shape {tuple(x.shape)}"
             )
         # Contiguous [B, h, w, C]: residual additions keep the layout of their first operand,
         # so a permuted view here would make every later LayerNorm / Linear copy its input.
-        return self.proj(x).permute(0, 2, 3, 1).contiguous()
+        if isinstance(x, Tensor):
+            return self.proj(x).permute(0, 2, 3, 1).contiguous()
+        b, c, height, width = x.shape
+        patch = self.proj.stride[0]
+        rows = patch * max(1, CHUNK_ELEMENTS // (b * c * width * patch))
+        tokens = None
+        for y in range(0, height, rows):
+            strip = self.proj(x.crop(y, min(y + rows, height), 0, width)).permute(0, 2, 3, 1)
+            if tokens is None:
+                tokens = strip.new_empty((b, height // patch, width // patch, strip.shape[-1]))
+            tokens[:, y // patch : y // patch + strip.shape[1]] = strip
+        return tokens
 
 
 def resize_abs_pos(pos_embed: Tensor, has_cls_token: bool, hw: tuple[int, int]) -> Tensor:
@@ -320,8 +366,7 @@ class ResidualBottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.act1(self.norm1(self.conv1(x)))
         out = self.act2(self.norm2(self.conv2(out)))
-        out = self.norm3(self.conv3(out))
-        return x + out
+        return residual_add(self.norm3(self.conv3(out)), x)
 
 
 class Block(nn.Module):
@@ -363,11 +408,10 @@ class Block(nn.Module):
 
     def attention(self, x: Tensor) -> Tensor:
         """The attention branch ``attn(LN(x))`` on a ``[B, H, W, C]`` grid."""
-        x = self.norm1(x)
         if self.window_size <= 0:
-            return self.attn(x)
+            return self.attn(self.norm1(x))
         h, w = x.shape[1:3]
-        windows, padded_hw = window_partition(x, self.window_size)
+        windows, padded_hw = window_partition(self.norm1(x), self.window_size)
         windows = map_in_chunks(self.attn, windows, CHUNK_ELEMENTS // self._window_elements(x))
         return window_unpartition(windows, self.window_size, padded_hw, (h, w))
 
@@ -378,13 +422,13 @@ class Block(nn.Module):
 
     def finish(self, x: Tensor) -> Tensor:
         """MLP sub-block and the optional conv bottleneck."""
-        x = x + self.mlp(self.norm2(x))
+        x = residual_add(self.mlp(self.norm2(x)), x)
         if self.residual is not None:
             x = self.residual(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         return x
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.finish(x + self.attention(x))
+        return self.finish(residual_add(self.attention(x), x))
 
 
 def init_vit_weights(module: nn.Module) -> None:
@@ -398,10 +442,12 @@ def init_vit_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def check_encoder_input(x: Tensor, in_chans: int, patch_size: int, name: str) -> None:
+def check_encoder_input(
+    x: Tensor | RegionSource, in_chans: int, patch_size: int, name: str
+) -> None:
     """Raise a clear error unless ``x`` is ``[B, in_chans, H, W]`` with H, W multiples of the
     patch size (the meta-architecture pads its input to a multiple of 32)."""
-    if x.dim() != 4 or x.shape[1] != in_chans:
+    if len(x.shape) != 4 or x.shape[1] != in_chans:
         raise ValueError(f"{name} expects a [B, {in_chans}, H, W] input, got {tuple(x.shape)}")
     if x.shape[2] % patch_size or x.shape[3] % patch_size:
         raise ValueError(
@@ -456,7 +502,11 @@ class ViTEncoderBase(nn.Module):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         self.apply(init_vit_weights)
 
-    def embed(self, x: Tensor) -> Tensor:
+    # The input may be a region source (``mematte_d2.modeling.regions``): only the patch
+    # embedding reads it, a row strip at a time.
+    reads_input_in_windows = True
+
+    def embed(self, x: Tensor | RegionSource) -> Tensor:
         """Input ``[B, in_chans, H, W]`` -> position-embedded token grid ``[B, H/p, W/p, C]``."""
         check_encoder_input(x, self.in_chans, self.patch_size, type(self).__name__)
         x = self.patch_embed(x)

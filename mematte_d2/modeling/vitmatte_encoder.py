@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .regions import RegionSource
 from .vit import Block, ViTEncoderBase, validate_block_indexes, validate_window_layout
 
 
@@ -71,8 +72,9 @@ class ViTMatteEncoder(ViTEncoderBase):
         self.num_routed_blocks = 0
         self.init_weights()
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
-        """``x`` ``[B, in_chans, H, W]`` (H, W multiples of the patch size) -> dict with
+    def forward(self, x: Tensor | RegionSource) -> dict[str, Tensor]:
+        """``x`` ``[B, in_chans, H, W]`` (H, W multiples of the patch size; a tensor or a region
+        source) -> dict with
         "features" ``[B, C, H/16, W/16]``, "routing" ``[B, 0, h, w]``, "keep_ratios" ``[0]``
         and "routing_loss" (zero)."""
         x = self.embed(x)

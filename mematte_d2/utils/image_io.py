@@ -217,4 +217,7 @@ def alpha_to_png_array(alpha: np.ndarray, bits: int = 8) -> np.ndarray:
     if bits not in (8, 16):
         raise ValueError(f"bits must be 8 or 16, got {bits}")
     scale, dtype = (255.0, np.uint8) if bits == 8 else (65535.0, np.uint16)
-    return np.round(np.clip(alpha, 0.0, 1.0) * scale).astype(dtype)
+    # one float buffer worked in place (an 8192^2 alpha is 268 MB per copy)
+    scaled = np.clip(alpha, 0.0, 1.0)
+    scaled *= scale
+    return np.round(scaled, out=scaled).astype(dtype)

@@ -9,35 +9,52 @@ TRIMAP_FG_THRESHOLD = 170
 TRIMAP_CODES = (0, 128, 255)
 
 
-def normalize_trimap(trimap: torch.Tensor) -> torch.Tensor:
+def on_255_scale(trimap: torch.Tensor) -> bool:
+    """Whether a trimap holds 0-255 codes (its maximum exceeds 1) rather than 0-1 values."""
+    return bool(trimap.numel()) and bool(trimap.max() > 1)
+
+
+def known_regions(
+    trimap: torch.Tensor, scale_255: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(background, foreground) bool masks of a trimap on the 0-255 or the 0-1 scale.
+
+    ``scale_255`` gives the scale (None: ``on_255_scale(trimap)``); a part of a trimap must be
+    read on the scale of the whole, which its own values may not reveal.
+    """
+    if scale_255 is None:
+        scale_255 = on_255_scale(trimap)
+    if scale_255:
+        return trimap < TRIMAP_BG_THRESHOLD, trimap >= TRIMAP_FG_THRESHOLD
+    return trimap <= 0.25, trimap >= 0.75
+
+
+def normalize_trimap(trimap: torch.Tensor, scale_255: bool | None = None) -> torch.Tensor:
     """Map a trimap given as 0/128/255 (or already 0/0.5/1) to 0 / 0.5 / 1 floats.
 
-    A trimap whose maximum exceeds 1 is read on the 0-255 scale.
+    A trimap whose maximum exceeds 1 is read on the 0-255 scale (see ``known_regions``).
     """
-    trimap = trimap.float()
-    if trimap.numel() and trimap.max() > 1:
-        out = torch.full_like(trimap, 0.5)
-        out[trimap < TRIMAP_BG_THRESHOLD] = 0.0
-        out[trimap >= TRIMAP_FG_THRESHOLD] = 1.0
-        return out
-    out = torch.full_like(trimap, 0.5)
-    out[trimap <= 0.25] = 0.0
-    out[trimap >= 0.75] = 1.0
+    background, foreground = known_regions(trimap, scale_255)
+    out = torch.full(trimap.shape, 0.5, dtype=torch.float32, device=trimap.device)
+    out[background] = 0.0
+    out[foreground] = 1.0
     return out
+
+
+def clamp_known_regions_(alpha: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
+    """In place: set alpha to 0 / 1 where the trimap (0-255 or 0-1 scale, alpha's shape) says
+    background / foreground. Needs no float copy of either map; returns ``alpha``."""
+    if alpha.shape != trimap.shape:
+        raise ValueError(f"alpha shape {tuple(alpha.shape)} != trimap shape {tuple(trimap.shape)}")
+    background, foreground = known_regions(trimap.to(alpha.device))
+    alpha.masked_fill_(background, 0.0)
+    alpha.masked_fill_(foreground, 1.0)
+    return alpha
 
 
 def clamp_known_regions(alpha: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
-    """Set alpha to 0 / 1 where the trimap says background / foreground.
-
-    `trimap` may be on the 0-255 or the 0-1 scale and must have alpha's shape.
-    """
-    if alpha.shape != trimap.shape:
-        raise ValueError(f"alpha shape {tuple(alpha.shape)} != trimap shape {tuple(trimap.shape)}")
-    tri = normalize_trimap(trimap.to(alpha.device))
-    out = alpha.clone()
-    out[tri == 0] = 0.0
-    out[tri == 1] = 1.0
-    return out
+    """``clamp_known_regions_`` on a copy of alpha."""
+    return clamp_known_regions_(alpha.clone(), trimap)
 
 
 def trimap_codes(trimap: np.ndarray, snap: bool = True) -> np.ndarray:

@@ -7,6 +7,7 @@ import math
 from torch import Tensor, nn
 
 from ..registry import TOKEN_REFINER_REGISTRY
+from ..vit import CHUNK_ELEMENTS, map_in_row_strips
 
 
 def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
@@ -54,18 +55,26 @@ class LTRM(nn.Module):
         self.eca = ECA(dim) if use_eca else None
 
     def forward(self, x: Tensor) -> Tensor:
-        """``[B, H, W, C]`` -> ``[B, H, W, C]``."""
-        y = self.act1(self.fc1(x))
-        y = self.act2(self.dwconv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
-        y = self.fc2(y)
+        """``[B, H, W, C]`` -> ``[B, H, W, C]``. Without autograd the part before ECA runs on row
+        strips (``map_in_row_strips``) so that its rC-wide hidden states exist for a strip at a
+        time: at 8192 x 8192 two of them over all tokens would take 1.6 GB."""
+        hidden = x.shape[0] * x.shape[2] * self.fc1.out_features
+        halo = self.dwconv.padding[0]
+        rows = max(CHUNK_ELEMENTS // max(1, hidden), 4 * halo)
+        y = map_in_row_strips(self._local_mixing, x, rows, halo)
         if self.eca is None:
             return y
-        return y + self.eca(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        # gated + y, not y + gated: the same sums without a third token-grid buffer
+        return self.eca(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).add_(y)
+
+    def _local_mixing(self, x: Tensor) -> Tensor:
+        y = self.act1(self.fc1(x))
+        y = self.act2(self.dwconv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
+        return self.fc2(y)
 
     def inference_floats_per_token(self) -> int:
-        """Two hidden states at a time: fc1's output and its GELU, then the depthwise conv's
-        input and output."""
-        return 2 * self.fc1.out_features
+        """The output and its ECA-gated copy (C each); the hidden states live per row strip."""
+        return 2 * self.fc2.out_features
 
 
 @TOKEN_REFINER_REGISTRY.register()
