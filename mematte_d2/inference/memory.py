@@ -3,21 +3,22 @@
 The estimate counts float32 tensors alive at the worst moment of each stage and takes the
 largest stage (stages run one after the other and free their buffers in between):
 
-* inputs, whole image, kept through the run (uint8 and float image and trimap, the normalised
-  and padded 4-channel input, the alpha and its clamped copy): `PIXEL_FLOATS` per pixel;
+* inputs, whole image, kept through the run: the 8-bit image and trimap (the model builds its
+  float input per patch row and decoder tile, ``MattingInputs``), the float alpha and the masks
+  that clamp it: `PIXEL_FLOATS` per pixel;
 * encoder, over the N = ceil(H/32)*2 x ceil(W/32)*2 tokens of width C: token activations of a
   block (input, LN, qkv, projection, MLP hidden: `TOKEN_FLOATS_PER_DIM` x C per token); the
   relative-position bias, built in chunks of at most `MAX_BIAS_ELEMENTS` (scores and softmax of
   a chunk alive too: 3 chunks); a routed block adds its refiner's working set on all tokens (the
-  floats per token the refiner states, ``inference_floats_per_token``: 4 x C for the LTRM) and
+  floats per token the refiner states, ``inference_floats_per_token``: 2 x C for the LTRM) and
   the gathered q, k, v, output of its K kept tokens
   (`ROUTED_FLOATS_PER_DIM` x C per kept token); an unrouted global block with relative position
   (ViTMatte) adds its per-axis bias terms, heads x N x (h + w) floats twice, and with
   ``attention_impl="dense"`` (the released arithmetic) `DENSE_SCORE_COPIES` x heads x N^2 scores
   (scores, scores + row bias, + column bias are alive at once);
-* decoder: the 1/16 features (N x C), the input and output padded to whole tiles
-  (`TILE_PAD_FLOATS` per pixel) and the activations of one decoded area A (a tile with its
-  context, or the whole padded image when tile_size = 0): `DECODER_FLOATS_PER_PIXEL` per pixel;
+* decoder: the 1/16 features (N x C) and the activations of one decoded area A (a tile with
+  its context, or the whole padded image when tile_size = 0): `DECODER_FLOATS_PER_PIXEL` per
+  pixel;
 * fixed: the parameters and the runtime (`RUNTIME_OVERHEAD_BYTES`: interpreter, torch and
   detectron2, about 0.75 GB resident on CPU, plus first-call workspaces and allocator slack).
 
@@ -39,11 +40,10 @@ import torch
 from torch import nn
 
 BYTES_PER_FLOAT = 4
-PIXEL_FLOATS = 12
+PIXEL_FLOATS = 3
 TOKEN_FLOATS_PER_DIM = 12
 ROUTED_FLOATS_PER_DIM = 4
 MAX_BIAS_ELEMENTS = 1 << 24  # the encoders' chunk size of attention-bias elements
-TILE_PAD_FLOATS = 5
 DECODER_FLOATS_PER_PIXEL = 320
 DENSE_SCORE_COPIES = 3
 RUNTIME_OVERHEAD_BYTES = 2**30
@@ -109,15 +109,15 @@ class MemoryEstimate:
     fixed: int
 
 
-def _decoded_area(gh: int, gw: int, tile_size: int, context: int) -> tuple[int, int]:
-    """(pixels decoded at once, pixels of the input padded to whole tiles)."""
+def _decoded_area(gh: int, gw: int, tile_size: int, context: int) -> int:
+    """Pixels decoded at once: a tile with its context, or the whole padded image."""
     height, width = gh * 16, gw * 16
     if not tile_size or tile_size <= 0:
-        return height * width, height * width
+        return height * width
     rows, cols = math.ceil(height / tile_size), math.ceil(width / tile_size)
     tile_h = tile_size + context * min(rows - 1, 2)
     tile_w = tile_size + context * min(cols - 1, 2)
-    return tile_h * tile_w, rows * cols * tile_size * tile_size
+    return tile_h * tile_w
 
 
 def estimate_peak_memory(
@@ -158,8 +158,8 @@ def estimate_peak_memory(
             scores = 2 * heads * n * n if not fused_attention else 0
         encoder = max(encoder, tokens + bias + rel_terms + scores)
 
-    area, padded = _decoded_area(gh, gw, tile_size, dims.tile_context)
-    decoder = n * c + TILE_PAD_FLOATS * padded + DECODER_FLOATS_PER_PIXEL * area
+    area = _decoded_area(gh, gw, tile_size, dims.tile_context)
+    decoder = n * c + DECODER_FLOATS_PER_PIXEL * area
 
     fixed = resident_bytes(dims)
     total = fixed + BYTES_PER_FLOAT * (inputs + max(encoder, decoder))
