@@ -45,7 +45,9 @@ class MEMatte(nn.Module):
 
     Args:
         backbone: encoder mapping [B, 4, H, W] to a dict with "features" [B, C, H/16, W/16] and,
-            for routed encoders, "routing", "keep_ratios" and "routing_loss".
+            for routed encoders, "routing", "keep_ratios" and "routing_loss". At inference an
+            encoder whose ``reads_input_in_windows`` is True gets the input as a region source
+            (``MattingInputs``: no full-resolution float copy), any other the whole tensor.
         decoder: maps (features, 4-channel input) to alpha [B, 1, H, W].
         criterion: matting losses (default: all four of the recipe).
         teacher_backbone: frozen encoder distilled into ``backbone``; None = no teacher, no

@@ -21,8 +21,9 @@ from .regions import RegionSource
 # Largest number of attention-bias elements built at once; larger problems are chunked by query.
 MAX_BIAS_ELEMENTS = 1 << 24
 # Without autograd, the MLP and window attention of large inputs run on slices of about this
-# many intermediate elements (32 MB in fp32), which bounds their buffers; results are unchanged.
-CHUNK_ELEMENTS = 1 << 23
+# many intermediate elements, which bounds their buffers; results are unchanged. 8 MB in fp32:
+# below glibc's largest mmap threshold (32 MB), so the heap reuses them without page faults.
+CHUNK_ELEMENTS = 1 << 21
 
 
 def map_in_chunks(fn, x: Tensor, rows: int) -> Tensor:
@@ -421,11 +422,20 @@ class Block(nn.Module):
         return tokens * (4 * x.shape[-1] + 2 * self.attn.num_heads * tokens)
 
     def finish(self, x: Tensor) -> Tensor:
-        """MLP sub-block and the optional conv bottleneck."""
-        x = residual_add(self.mlp(self.norm2(x)), x)
+        """MLP sub-block and the optional conv bottleneck. ``x`` is the block's residual sum, a
+        buffer its callers own: without autograd the MLP's output is added into it."""
+        x = residual_add(x, self.norm_mlp(x))
         if self.residual is not None:
             x = self.residual(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         return x
+
+    def norm_mlp(self, x: Tensor) -> Tensor:
+        """``mlp(norm2(x))``. Both are per token: without autograd they run on row chunks
+        together, so the normalised grid never exists whole."""
+        tokens = x.reshape(-1, x.shape[-1])
+        rows = CHUNK_ELEMENTS // self.mlp.fc1.out_features
+        out = map_in_chunks(lambda t: self.mlp(self.norm2(t)), tokens, rows)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.finish(residual_add(self.attention(x), x))
