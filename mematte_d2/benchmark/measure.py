@@ -122,9 +122,10 @@ def run_inference(case: InferenceCase) -> dict:
             "estimated_peak_bytes": estimate,
         }
     image, trimap = synthetic_pair(case.size, case.seed, case.trimap)
+    # 8-bit, on the host, as the predictor gives them: the model builds its float input by parts
     inputs = [{
-        "image": torch.from_numpy(image).permute(2, 0, 1).float().to(device),
-        "trimap": torch.from_numpy(trimap)[None].float().to(device),
+        "image": torch.from_numpy(image).permute(2, 0, 1),
+        "trimap": torch.from_numpy(trimap)[None],
     }]
     amp = autocast(autocast_dtype(case.dtype, device, setting="dtype"), device)
     outputs: list[dict] = []
