@@ -3,6 +3,8 @@
 from .decoder import DetailCapture
 from .losses import MattingCriterion, distillation_loss
 from .meta_arch import MEMatte
+from .model_inputs import MattingInputs
+from .regions import RegionSource, crop_region
 from .registry import (
     ROUTER_REGISTRY,
     ROUTING_POLICY_REGISTRY,
@@ -44,6 +46,9 @@ __all__ = [
     "policy_masked_attention",
     "DetailCapture",
     "MEMatte",
+    "MattingInputs",
+    "RegionSource",
+    "crop_region",
     "MattingCriterion",
     "distillation_loss",
     "tiled_decode",
