@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from mematte_d2.modeling import vit
-from mematte_d2.modeling.routing import refiners
 from mematte_d2.modeling.routing.refiners import LTRM
 from mematte_d2.modeling.vit import Block, map_in_row_strips, residual_add
 
@@ -33,7 +32,7 @@ def test_ltrm_in_strips_equals_ltrm_on_the_whole_grid(monkeypatch):
     x = _grid(h=40, w=9)
     with torch.no_grad():
         whole = ltrm(x)
-        monkeypatch.setattr(refiners, "CHUNK_ELEMENTS", 9 * 64 * 3)  # strips of 8 rows (4 x halo)
+        monkeypatch.setattr(vit, "CHUNK_ELEMENTS", 9 * 64 * 3)  # strips of 8 rows (4 x halo)
         calls = []
         monkeypatch.setattr(ltrm, "_local_mixing", lambda t: calls.append(t.shape[1]) or
                             LTRM._local_mixing(ltrm, t))

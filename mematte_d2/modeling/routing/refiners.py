@@ -6,8 +6,8 @@ import math
 
 from torch import Tensor, nn
 
+from .. import vit
 from ..registry import TOKEN_REFINER_REGISTRY
-from ..vit import CHUNK_ELEMENTS, map_in_row_strips
 
 
 def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
@@ -60,8 +60,8 @@ class LTRM(nn.Module):
         time: at 8192 x 8192 two of them over all tokens would take 1.6 GB."""
         hidden = x.shape[0] * x.shape[2] * self.fc1.out_features
         halo = self.dwconv.padding[0]
-        rows = max(CHUNK_ELEMENTS // max(1, hidden), 4 * halo)
-        y = map_in_row_strips(self._local_mixing, x, rows, halo)
+        rows = max(vit.CHUNK_ELEMENTS // max(1, hidden), 4 * halo)
+        y = vit.map_in_row_strips(self._local_mixing, x, rows, halo)
         if self.eca is None:
             return y
         # gated + y, not y + gated: the same sums without a third token-grid buffer
