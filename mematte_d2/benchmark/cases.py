@@ -66,7 +66,7 @@ class InferenceCase:
 
     ``keep_ratio``: fixed share of tokens each routed block sends to global attention;
     ``tile_size``: decoder tile size (None = the config's, 0 = whole image at once);
-    ``skip_known_tiles``: decode only tiles with unknown trimap pixels (None = the config's);
+    ``skip_known_tiles``: decode only around unknown trimap pixels (None = the config's);
     ``trimap``: input trimap shape, one of ``TRIMAPS`` (see ``synthetic_pair``);
     ``count_flops``: after the timed calls, trace one more call and count its FLOPs
     (``flops.count_gflops``);
@@ -149,7 +149,7 @@ def synthetic_pair(size: int, seed: int = 0, trimap: str = "disc"
     """A random RGB uint8 image and a ``disc_trimap`` or ``outline_trimap`` of it.
 
     The image contents do not change the cost of a run (routing uses a fixed keep ratio); the
-    trimap does when known-only decoder tiles are skipped.
+    trimap does when only the area around unknown pixels is decoded.
     """
     if trimap not in TRIMAPS:
         raise ValueError(f"unknown trimap shape {trimap!r}: use one of {', '.join(TRIMAPS)}")

@@ -84,14 +84,14 @@ def estimated_peak(model: torch.nn.Module, case: InferenceCase) -> int:
 
 
 class DecoderCallCounter:
-    """Counts the decoder's calls (tiles) and the input pixels they decode while active."""
+    """Counts the decoder's calls (windows) and the input pixels they decode while active."""
 
     def __init__(self, decoder: torch.nn.Module):
         self.decoder = decoder
-        self.tiles = self.pixels = 0
+        self.calls = self.pixels = 0
 
     def _record(self, module, args) -> None:
-        self.tiles += 1
+        self.calls += 1
         self.pixels += args[1].shape[-2] * args[1].shape[-1]
 
     def __enter__(self) -> DecoderCallCounter:
@@ -104,7 +104,7 @@ class DecoderCallCounter:
 
 def run_inference(case: InferenceCase) -> dict:
     """Warm-up call, then timed calls; latency median, peak memory, routed tokens, and the
-    decoder tiles and pixels of one call (the warm-up's).
+    decoder calls and pixels of one call (the warm-up's).
 
     Not run (status "skipped: ...") when the estimated peak exceeds ``case.max_memory_bytes``.
     """
@@ -160,7 +160,7 @@ def run_inference(case: InferenceCase) -> dict:
         "tile_size": int(model.tile_size),
         "skip_known_tiles": bool(model.skip_known_tiles),
         "unknown_fraction": float(np.mean(trimap == 128)),
-        "decoded_tiles": decoded.tiles,
+        "decoder_calls": decoded.calls,
         "decoded_pixels": decoded.pixels,
         "estimated_peak_bytes": estimate,
     }

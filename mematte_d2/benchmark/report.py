@@ -12,7 +12,7 @@ ADAM_BYTES_PER_PARAM = 16
 
 INFERENCE_COLUMNS = (
     "model", "size", "megapixels", "device", "dtype", "keep_ratio", "tile_size", "threads",
-    "trimap", "unknown_fraction", "skip_known_tiles", "decoded_tiles", "decoded_pixels",
+    "trimap", "unknown_fraction", "skip_known_tiles", "decoder_calls", "decoded_pixels",
     "decoded_area", "status", "gflops", "latency_s", "latency_min_s", "timed_runs", "warmup_s",
     "peak_memory_gb", "peak_memory_lower_bound_gb", "memory_before_gb", "estimated_peak_gb",
     "tokens_total", "tokens_routed_per_block", "tokens_routed", "load_1m",
@@ -52,7 +52,7 @@ def inference_row(case, result: dict) -> dict:
         "trimap": case.trimap,
         "unknown_fraction": _round(result.get("unknown_fraction")),
         "skip_known_tiles": result.get("skip_known_tiles", case.skip_known_tiles),
-        "decoded_tiles": result.get("decoded_tiles"),
+        "decoder_calls": result.get("decoder_calls"),
         "decoded_pixels": decoded,
         "decoded_area": None if decoded is None else round(decoded / case.size**2, 3),
         "status": result["status"],
@@ -145,15 +145,15 @@ def _trimap_cell(row: dict) -> str:
 
 
 def _decoded_cell(row: dict) -> str:
-    if row["decoded_tiles"] is None:
+    if row["decoder_calls"] is None:
         return "-"
-    return f"{row['decoded_tiles']} ({row['decoded_area']:.2f})"
+    return f"{row['decoder_calls']} ({row['decoded_area']:.2f})"
 
 
 def inference_markdown(rows: Sequence[dict]) -> str:
     """Results table plus, where both were measured, MEMatte / ViTMatte ratios per size."""
     header = ("Model", "Size", "MP", "Device", "dtype", "Trimap (unknown share)",
-              "Skip known tiles", "Decoded tiles (area / image)", "GFLOPs", "Latency s (median)",
+              "Skip known tiles", "Decoder calls (area / image)", "GFLOPs", "Latency s (median)",
               "Peak memory GB",
               "Before forward GB", "Estimated peak GB", "Tokens routed / block", "Load at start",
               "Status")

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trimaps", nargs="+", choices=TRIMAPS, default=["disc"],
                    help="trimap shapes: disc (19%% unknown) and/or outline (thin band, 5-15%%)")
     p.add_argument("--tile-skipping", nargs="+", choices=("on", "off"),
-                   help="decode only tiles with unknown pixels (on) or every tile (off); "
+                   help="decode only around unknown pixels (on) or every tile (off); "
                         "default: the config's model.skip_known_tiles")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--dtypes", nargs="+", choices=DTYPES,
@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _report_progress(i: int, n: int, row: dict) -> None:
     what = row["model"] + (f" {row['size']}^2 {row['dtype']} {row['trimap']} trimap, skip "
-                           f"{row['skip_known_tiles']}, {row['decoded_tiles']} tiles"
+                           f"{row['skip_known_tiles']}, {row['decoder_calls']} decoder calls"
                            if "size" in row else f" teacher={row['teacher']}")
     speed = (f"{row['latency_s']} s" if "latency_s" in row else f"{row['iters_per_s']} it/s")
     print(f"[{i}/{n}] {what}: {row['status']}, {speed}, peak {row['peak_memory_gb']} GB",

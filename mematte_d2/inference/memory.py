@@ -16,9 +16,9 @@ largest stage (stages run one after the other and free their buffers in between)
   (ViTMatte) adds its per-axis bias terms, heads x N x (h + w) floats twice, and with
   ``attention_impl="dense"`` (the released arithmetic) `DENSE_SCORE_COPIES` x heads x N^2 scores
   (scores, scores + row bias, + column bias are alive at once);
-* decoder: the 1/16 features (N x C) and the activations of one decoded area A (a tile with
-  its context, or the whole padded image when tile_size = 0): `DECODER_FLOATS_PER_PIXEL` per
-  pixel;
+* decoder: the 1/16 features (N x C) and the activations of one decoded area A (the largest
+  window ``tiled_decode`` may decode, a tile with context on both sides within the padded
+  image, or the whole padded image when tile_size = 0): `DECODER_FLOATS_PER_PIXEL` per pixel;
 * fixed: the parameters and the runtime (`RUNTIME_OVERHEAD_BYTES`: interpreter, torch and
   detectron2, about 0.75 GB resident on CPU, plus first-call workspaces and allocator slack).
 
@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import psutil
 import torch
 from torch import nn
+
+from ..modeling.tiling import largest_window_side
 
 BYTES_PER_FLOAT = 4
 PIXEL_FLOATS = 3
@@ -110,14 +112,9 @@ class MemoryEstimate:
 
 
 def _decoded_area(gh: int, gw: int, tile_size: int, context: int) -> int:
-    """Pixels decoded at once: a tile with its context, or the whole padded image."""
-    height, width = gh * 16, gw * 16
-    if not tile_size or tile_size <= 0:
-        return height * width
-    rows, cols = math.ceil(height / tile_size), math.ceil(width / tile_size)
-    tile_h = tile_size + context * min(rows - 1, 2)
-    tile_w = tile_size + context * min(cols - 1, 2)
-    return tile_h * tile_w
+    """Pixels decoded at once: the largest decoder window, or the whole padded image."""
+    return (largest_window_side(gh * 16, tile_size, context)
+            * largest_window_side(gw * 16, tile_size, context))
 
 
 def estimate_peak_memory(

@@ -56,8 +56,10 @@ class MEMatte(nn.Module):
         size_divisibility: inputs are zero-padded bottom/right to a multiple of this.
         distill_loss_weight, keep_ratio_loss_weight: multipliers of those two losses.
         tile_size, tile_context: test-time tiled decoding (0 = whole image at once).
-        skip_known_tiles: at inference, do not decode tiles whose own area holds no unknown
-            trimap pixel (see ``inference``); False decodes every tile. Training is unaffected.
+        skip_known_tiles: at inference, decode only around the unknown trimap pixels: a
+            sparse cover of them when the decoder's receptive radius fits in ``tile_context``,
+            else the tiles holding one (see ``inference``); False decodes every tile. Training
+            is unaffected.
 
     An input dict may also carry "padded_size" (Hp, Wp), a multiple of ``size_divisibility``
     at least the image size, to pad to instead of the next multiple, and "trimap_channel", a
@@ -291,11 +293,12 @@ class MEMatte(nn.Module):
         """Per-image outputs; images are batched only with others of the same padded size.
 
         "alpha" is the raw decoder output, known regions not clamped, except with
-        ``skip_known_tiles``: a decoder tile whose own area holds only known pixels (trimap
-        channel exactly 0 or 1) is not decoded and there "alpha" holds the trimap channel, i.e.
-        0 / 1, the values every known-region clamp writes (``clamp_known_regions``, and the
-        release's rule for codes 0 / 255 fed as "trimap_channel" = codes / 255). Clamped
-        outputs and saved PNGs are therefore those of decoding every tile.
+        ``skip_known_tiles``: only windows covering the unknown pixels (trimap channel neither
+        0 nor 1) are decoded (``tiled_decode``), and outside them "alpha" holds the trimap
+        channel, i.e. 0 / 1 at known pixels, the values every known-region clamp writes
+        (``clamp_known_regions``, and the release's rule for codes 0 / 255 fed as
+        "trimap_channel" = codes / 255). Decoded pixels have the values of decoding every tile,
+        so clamped outputs and saved PNGs are those of decoding every tile.
         """
         groups: dict[tuple[int, int], list[int]] = {}
         for i, item in enumerate(batched_inputs):

@@ -3,20 +3,27 @@
 The input is zero-padded to a multiple of the tile size and the features to the matching token
 count; every tile is decoded together with ``context`` pixels of its neighbours (only where a
 neighbour exists) and only the tile's own area is written to the output. Given a mask of the
-pixels whose output matters, tiles whose own area holds none of them are not decoded but copied
-from a fill tensor (at inference: the trimap's known values, which consumers write there anyway).
+pixels whose output matters, only windows covering them are decoded (a sparse cover when the
+decoder's receptive radius fits in the context, else the tiles holding such pixels) and the
+rest is copied from a fill tensor (at inference: the trimap's known values, which consumers
+write there anyway).
 """
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
+from .decode_cover import DecodeWindow, plan_cover
 from .regions import RegionSource, crop_region
 
-__all__ = ["tile_windows", "tiled_decode"]
+__all__ = ["largest_window_side", "tile_windows", "tiled_decode", "window_size_keeps_values"]
 
 Decoder = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Map = torch.Tensor | RegionSource
+
+# Rows of the needed mask read at once when finding the cells to decode.
+NEEDED_STRIP_ROWS = 512
 
 
 def tile_windows(num_tiles: int, tile_size: int, context: int) -> list[tuple[int, int, int, int]]:
@@ -31,6 +38,26 @@ def tile_windows(num_tiles: int, tile_size: int, context: int) -> list[tuple[int
         crop_end = own_end + context if i < num_tiles - 1 else own_end
         windows.append((crop_start, crop_end, own_start, own_end))
     return windows
+
+
+def largest_window_side(size: int, tile_size: int, context: int) -> int:
+    """Longest side, in pixels, of any window `tiled_decode` decodes along an axis of ``size``
+    pixels (a multiple of the stride): a tile with ``context`` on both sides, at most the image
+    padded to whole tiles (``tile_size=0``: the whole axis). Memory estimates rely on it."""
+    if tile_size <= 0:
+        return size
+    return min(tile_size + 2 * context, -(-size // tile_size) * tile_size)
+
+
+def window_size_keeps_values(device: torch.device) -> bool:
+    """Whether the decoder gives a pixel the same float value in windows of any size there.
+
+    True on the CPU, whose oneDNN convolutions keep each output's summation order whatever the
+    spatial size (tests compare sparse covers with whole tiles bit for bit). cuDNN may choose
+    another algorithm, and so another rounding, for another window size: there only whole
+    tiles are skipped, so saved predictions stay those of decoding every tile.
+    """
+    return device.type == "cpu"
 
 
 def _check_tiling(tile_size: int, context: int, stride: int) -> None:
@@ -65,20 +92,34 @@ def _check_skip_inputs(needed, fill, shape: tuple[int, ...]) -> None:
         raise ValueError(f"tiled_decode: needed must be a bool mask, got {needed.dtype}")
 
 
-def _tiles_with_needed_pixels(
-    needed: Map | None, row_windows: list, col_windows: list
-) -> list[list[bool]]:
-    """Per tile: does its own area hold a needed pixel in any image (all True without a mask)?
-    One device-to-host copy for all tiles, not one synchronisation per tile."""
-    if needed is None:
-        return [[True] * len(col_windows) for _ in row_windows]
-    flags = torch.stack([
-        crop_region(needed, oy0, oy1, ox0, ox1).any()
-        for _, _, oy0, oy1 in row_windows for _, _, ox0, ox1 in col_windows
-    ])
-    flat = flags.tolist()
-    return [flat[i * len(col_windows) : (i + 1) * len(col_windows)]
-            for i in range(len(row_windows))]
+def _needed_cells(needed: Map, cell: int) -> np.ndarray:
+    """[H / cell, W / cell] bool on the host: does a cell hold a needed pixel in any image?
+    Read in row strips, so a region source never builds the whole mask."""
+    batch, _, height, width = needed.shape
+    strip = cell * max(1, NEEDED_STRIP_ROWS // cell)
+    parts = []
+    for y0 in range(0, height, strip):
+        window = crop_region(needed, y0, min(y0 + strip, height), 0, width)
+        cells = window.reshape(batch, -1, cell, width // cell, cell)
+        parts.append(cells.any(dim=4).any(dim=2).any(dim=0))
+    return torch.cat(parts).cpu().numpy()
+
+
+def _tile_grid(height: int, width: int, tile_size: int, context: int,
+               extent: tuple[int, int]) -> list[DecodeWindow]:
+    """The authors' tiles (crops clipped to ``extent``, own areas to the image), row-major."""
+    rows = tile_windows(-(-height // tile_size), tile_size, context)
+    cols = tile_windows(-(-width // tile_size), tile_size, context)
+    return [
+        DecodeWindow((y0, min(y1, extent[0]), x0, min(x1, extent[1])),
+                     (oy0, min(oy1, height), ox0, min(ox1, width)))
+        for y0, y1, oy0, oy1 in rows for x0, x1, ox0, ox1 in cols
+    ]
+
+
+def _holds_needed(window: DecodeWindow, cells: np.ndarray, cell: int) -> bool:
+    y0, y1, x0, x1 = (v // cell for v in window.own)
+    return bool(cells[y0:y1, x0:x1].any())
 
 
 def tiled_decode(
@@ -97,15 +138,18 @@ def tiled_decode(
     ``images``, ``needed`` and ``fill`` may be tensors or region sources
     (``mematte_d2.modeling.regions``): only the windows of the decoded tiles are read.
 
-    ``needed`` (bool) and ``fill``, both [B, 1, H, W]: a tile whose own area has no needed
-    pixel in any image of the batch is not decoded; its output is copied from ``fill``. Every
-    decoded tile keeps its crop, so decoded values are those of decoding every tile.
-
     The result is that of decoding the input zero-padded to whole tiles. When the decoder
     states a ``receptive_radius`` (pixels an output can depend on, padding effects included)
     of at most ``context``, the zero padding beyond ``context`` pixels past the image cannot
     reach any output inside the image, so it is neither built nor decoded: same values, less
     work on images that are not a multiple of the tile size.
+
+    ``needed`` (bool) and ``fill``, both [B, 1, H, W]: only pixels needed in some image of the
+    batch must be decoded; the others are copied from ``fill``. With a receptive radius within
+    ``context`` on a device where `window_size_keeps_values`, the decoded windows are a sparse
+    cover of the needed pixels (`plan_cover`: no window larger than a tile with context on
+    both sides), otherwise the tiles whose own area holds a needed pixel. Either way every
+    decoded pixel has the value it has when every tile is decoded.
     """
     height, width = images.shape[-2:]
     if (features.shape[-2] * stride, features.shape[-1] * stride) != (height, width):
@@ -120,25 +164,30 @@ def tiled_decode(
             return crop_region(fill, 0, height, 0, width).clone()
         return decoder(features, crop_region(images, 0, height, 0, width))
     _check_tiling(tile_size, context, stride)
-    rows, cols = -(-height // tile_size), -(-width // tile_size)
     radius = getattr(decoder, "receptive_radius", None)
     margin = context if radius is not None and radius <= context else None
-    padded_h = _padded_extent(height, rows, tile_size, margin)
-    padded_w = _padded_extent(width, cols, tile_size, margin)
+    extent = (_padded_extent(height, -(-height // tile_size), tile_size, margin),
+              _padded_extent(width, -(-width // tile_size), tile_size, margin))
     out = torch.empty(out_shape, dtype=images.dtype, device=images.device)
-    row_windows = [(y0, min(y1, padded_h), oy0, min(oy1, height))
-                   for y0, y1, oy0, oy1 in tile_windows(rows, tile_size, context)]
-    col_windows = [(x0, min(x1, padded_w), ox0, min(ox1, width))
-                   for x0, x1, ox0, ox1 in tile_windows(cols, tile_size, context)]
-    decode = _tiles_with_needed_pixels(needed, row_windows, col_windows)
-    for i, (y0, y1, oy0, oy1) in enumerate(row_windows):
-        for j, (x0, x1, ox0, ox1) in enumerate(col_windows):
-            if not decode[i][j]:
-                out[..., oy0:oy1, ox0:ox1] = crop_region(fill, oy0, oy1, ox0, ox1)
-                continue
-            pred = decoder(
-                crop_region(features, y0 // stride, y1 // stride, x0 // stride, x1 // stride),
-                crop_region(images, y0, y1, x0, x1),
-            )
-            out[..., oy0:oy1, ox0:ox1] = pred[..., oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0]
+    if needed is None:
+        windows = _tile_grid(height, width, tile_size, context, extent)
+    else:
+        cells = _needed_cells(needed, stride)
+        if margin is not None and window_size_keeps_values(features.device):
+            windows = plan_cover(cells, int(stride), int(tile_size // stride), int(context),
+                                 (int(extent[0]), int(extent[1])))  # ints, also when traced
+        else:
+            windows = [window for window in _tile_grid(height, width, tile_size, context, extent)
+                       if _holds_needed(window, cells, stride)]
+        for y0 in range(0, height, tile_size):
+            y1 = min(y0 + tile_size, height)
+            out[..., y0:y1, :] = crop_region(fill, y0, y1, 0, width)
+    for window in windows:
+        y0, y1, x0, x1 = window.crop
+        oy0, oy1, ox0, ox1 = window.own
+        pred = decoder(
+            crop_region(features, y0 // stride, y1 // stride, x0 // stride, x1 // stride),
+            crop_region(images, y0, y1, x0, x1),
+        )
+        out[..., oy0:oy1, ox0:ox1] = pred[..., oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0]
     return out

@@ -10,6 +10,7 @@ from tiny_models import FAST_MEMATTE_OPTS, FAST_VITMATTE_OPTS
 from mematte_d2.benchmark.cases import disc_trimap, outline_trimap
 from mematte_d2.benchmark.report import INFERENCE_COLUMNS
 from mematte_d2.cli.benchmark import main
+from mematte_d2.modeling.decode_cover import plan_cover
 from mematte_d2.modeling.tiling import tile_windows
 
 SIZE = 64
@@ -105,7 +106,7 @@ def test_failing_and_skipped_cases_are_reported_not_raised(tmp_path):
     assert (out / "inference.png").is_file()
 
 
-def test_trimap_shapes_and_tile_skipping_report_decoded_tiles(tmp_path):
+def test_trimap_shapes_and_tile_skipping_report_decoder_calls(tmp_path):
     out = tmp_path / "bench"
     argv = ["--models", "mematte_s", "--sizes", "256", "--repeats", "1", "--threads", "1",
             "--tile-size", "64", "--trimaps", "disc", "outline", "--tile-skipping", "on", "off",
@@ -116,15 +117,18 @@ def test_trimap_shapes_and_tile_skipping_report_decoded_tiles(tmp_path):
     trimaps = {"disc": disc_trimap(256), "outline": outline_trimap(256)}
     assert float(rows["outline", "True"]["unknown_fraction"]) == round(
         float(np.mean(trimaps["outline"] == 128)), 3)
-    # 4 x 4 tiles of 64 px, each decoded with 64 px of context towards its neighbours.
-    windows = tile_windows(4, 64, 64)
     for (shape, skip), row in rows.items():
         assert row["status"] == "ok", row
-        decoded = [(y1 - y0) * (x1 - x0) for y0, y1, oy0, oy1 in windows
-                   for x0, x1, ox0, ox1 in windows
-                   if skip == "False" or (trimaps[shape][oy0:oy1, ox0:ox1] == 128).any()]
-        assert (int(row["decoded_tiles"]), int(row["decoded_pixels"])) == (
-            len(decoded), sum(decoded)), (shape, skip)
-    assert int(rows["disc", "True"]["decoded_tiles"]) == 12  # the disc's corners are known
-    assert int(rows["outline", "True"]["decoded_tiles"]) == 11
+        if skip == "False":  # 4 x 4 tiles of 64 px, each with 64 px of context where it can
+            windows = tile_windows(4, 64, 64)
+            crops = [(y1 - y0) * (x1 - x0) for y0, y1, *_ in windows for x0, x1, *_ in windows]
+        else:  # the decoder's radius (60) fits in the context: a sparse cover of the band
+            cells = (trimaps[shape] == 128).reshape(16, 16, 16, 16).any(axis=(1, 3))
+            crops = [(y1 - y0) * (x1 - x0)
+                     for y0, y1, x0, x1 in (w.crop for w in plan_cover(cells, 16, 4, 64,
+                                                                        (256, 256)))]
+        assert (int(row["decoder_calls"]), int(row["decoded_pixels"])) == (
+            len(crops), sum(crops)), (shape, skip)
+        if skip == "True":
+            assert int(row["decoded_pixels"]) < int(rows[shape, "False"]["decoded_pixels"])
     assert "| outline (" in (out / "inference.md").read_text()

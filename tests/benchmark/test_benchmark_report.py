@@ -44,8 +44,8 @@ def test_ratio_table_compares_with_both_vitmatte_attention_implementations():
                      "mematte_s / vitmatte_s_dense": ("0.20", "0.11", "0.40", "-")}
 
 
-def test_rows_show_decoded_tiles_and_pair_only_equal_trimaps_and_skipping():
-    decoded = {"skip_known_tiles": True, "unknown_fraction": 0.085, "decoded_tiles": 9,
+def test_rows_show_decoder_calls_and_pair_only_equal_trimaps_and_skipping():
+    decoded = {"skip_known_tiles": True, "unknown_fraction": 0.085, "decoder_calls": 9,
                "decoded_pixels": 3_300_000}
     rows = [
         inference_row(InferenceCase("mematte_s", 2048, trimap="outline"),

@@ -1,4 +1,7 @@
-"""Inference skips decoder tiles holding only known trimap pixels: same saved predictions."""
+"""Inference decodes only around unknown trimap pixels: same saved predictions.
+
+With 16 pixels of context (less than the decoder's receptive radius) whole tiles holding only
+known pixels are skipped; with 64 a sparse cover of the unknown pixels is decoded."""
 
 import numpy as np
 import pytest
@@ -10,7 +13,7 @@ from mematte_d2.config import load_config
 from mematte_d2.evaluation.protocols import native_prediction_png, release_prediction_png
 from mematte_d2.modeling.meta_arch import MEMatte
 
-HEIGHT, WIDTH, TILE = 192, 256, 64  # 3 x 4 tiles of 64 pixels, 16 pixels of context
+HEIGHT, WIDTH, TILE = 192, 256, 64  # 3 x 4 tiles of 64 pixels
 
 
 class _PatchEncoder(nn.Module):
@@ -22,10 +25,10 @@ class _PatchEncoder(nn.Module):
         return {"features": self.patch(x)}
 
 
-def _model(skip: bool) -> MEMatte:
+def _model(skip: bool, context: int = 16) -> MEMatte:
     torch.manual_seed(0)
     return MEMatte(backbone=_PatchEncoder(), decoder=small_decoder(), tile_size=TILE,
-                   tile_context=16, skip_known_tiles=skip).eval()
+                   tile_context=context, skip_known_tiles=skip).eval()
 
 
 def _trimap(unknown_boxes, fg_rows=slice(HEIGHT // 2, None)) -> torch.Tensor:
@@ -47,33 +50,41 @@ CASES = [
 ]
 
 
-def _run(model: MEMatte, item: dict) -> tuple[dict, int]:
+def _run(model: MEMatte, item: dict, pixels: list | None = None) -> tuple[dict, int]:
     calls = []
-    hook = model.decoder.register_forward_hook(lambda *args: calls.append(1))
+    hook = model.decoder.register_forward_hook(lambda _, args, out: calls.append(out.numel()))
     with torch.no_grad():
         (out,) = model([item])
     hook.remove()
+    if pixels is not None:
+        pixels.append(sum(calls))
     return out, len(calls)
 
 
+@pytest.mark.parametrize("context", [16, 64])
 @pytest.mark.parametrize("boxes, decoded", CASES)
-def test_saved_predictions_equal_decoding_every_tile(boxes, decoded):
+def test_saved_predictions_equal_decoding_every_tile(boxes, decoded, context):
     image = torch.rand(3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(1)) * 255
     trimap = _trimap(boxes)
     item = {"image": image, "trimap": trimap}
-    skipped, calls = _run(_model(True), item)
-    every, all_calls = _run(_model(False), item)
-    assert (calls, all_calls) == (decoded, 12)
+    pixels = []
+    skipped, calls = _run(_model(True, context), item, pixels)
+    every, all_calls = _run(_model(False, context), item, pixels)
+    assert all_calls == 12
+    if context == 16:
+        assert calls == decoded
+    else:  # a cover of the unknown pixels: less than every tile, nothing without any
+        assert (calls == 0) == (decoded == 0) and pixels[0] < pixels[1]
     pred, ref = skipped["alpha"][0], every["alpha"][0]
     np.testing.assert_array_equal(native_prediction_png(pred, trimap[0]),
                                   native_prediction_png(ref, trimap[0]))
     unknown = trimap[0] == 128
     assert torch.equal(pred[unknown], ref[unknown])
-    # Elsewhere the raw output is the decoder's (decoded tiles) or the trimap's 0 / 1.
+    # Elsewhere the raw output is the decoder's (decoded windows) or the trimap's 0 / 1.
     differs = pred != ref
     assert torch.equal(pred[differs], trimap[0][differs] / 255)
     if decoded < 12:
-        assert differs.any()  # skipped tiles really hold the trimap, not decoder output
+        assert differs.any()  # skipped areas really hold the trimap, not decoder output
 
 
 def test_release_protocol_trimap_channel_decides_what_is_known():

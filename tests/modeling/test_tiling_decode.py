@@ -5,7 +5,14 @@ import torch
 from decoder_samples import small_decoder
 from torch.nn import functional as F
 
-from mematte_d2.modeling.tiling import tile_windows, tiled_decode
+from mematte_d2.modeling import tiling
+from mematte_d2.modeling.decode_cover import plan_cover
+from mematte_d2.modeling.tiling import (
+    largest_window_side,
+    tile_windows,
+    tiled_decode,
+    window_size_keeps_values,
+)
 
 
 class _RecordingDecoder:
@@ -155,3 +162,66 @@ def test_bad_skip_inputs_are_named():
         tiled_decode(decoder, features, images, 32, 16, needed=mask, fill=torch.zeros(64, 64))
     with pytest.raises(ValueError, match="bool mask"):
         tiled_decode(decoder, features, images, 32, 16, needed=mask.float(), fill=mask.float())
+
+
+class _SeesSixteenPixels(_RecordingDecoder):
+    receptive_radius = 16
+
+
+def test_needed_pixels_are_decoded_in_a_sparse_cover_and_the_rest_filled():
+    # A decoder that sees 16 pixels, 16 pixels of context: windows of the needed cells only.
+    features, images = _coordinate_inputs(96, 160)
+    needed = torch.zeros(1, 1, 96, 160, dtype=torch.bool)
+    needed[..., 10, 70] = True
+    needed[..., 80:83, 100:150] = True
+    fill = torch.full((1, 1, 96, 160), -7.0)
+    decoder = _SeesSixteenPixels()
+    out = tiled_decode(decoder, features, images, tile_size=64, context=16, needed=needed,
+                       fill=fill)
+    cells = needed[0, 0].reshape(6, 16, 10, 16).any(3).any(1).numpy()
+    windows = plan_cover(cells, 16, 4, 16, (112, 176))  # crops reach 16 pixels past the image
+    decoded_area = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in (w.crop for w in windows))
+    # Less than the three tiles holding needed pixels, (0, 1), (1, 1) and (1, 2), with context.
+    assert decoded_area < 80 * 96 + 64 * 96 + 64 * 64
+    assert decoder.crops == [(y0, y1 if y1 <= 96 else 1, x0, x1 if x1 <= 160 else 1)
+                             for y0, y1, x0, x1 in (w.crop for w in windows)]
+    # No window is larger than the memory estimate's (a tile with context on both sides).
+    for y0, y1, x0, x1 in (w.crop for w in windows):
+        assert y1 - y0 <= largest_window_side(96, 64, 16) == 96
+        assert x1 - x0 <= largest_window_side(160, 64, 16) == 96
+    expected = fill[0, 0].clone()
+    for k, window in enumerate(windows):
+        y0, y1, x0, x1 = window.own
+        expected[y0:y1, x0:x1] = images[0, 0, y0:y1, x0:x1] + 1000 * k
+    assert torch.equal(out[0, 0], expected)
+    assert (out[needed] != -7).all()
+
+
+def test_sparse_cover_keeps_the_values_of_decoding_every_tile():
+    """The decoder's radius (60) fits in 64 pixels of context: windows of any size give the
+    needed pixels the values of the whole tiles, bit for bit."""
+    decoder = small_decoder()
+    features, images = torch.randn(2, 8, 14, 12), torch.randn(2, 4, 224, 192)
+    needed = torch.zeros(2, 1, 224, 192, dtype=torch.bool)
+    needed[0, :, 60:70, :] = True  # crosses the tile border at column 64 and 128
+    needed[1, :, 150:160, 20:30] = True  # inside one tile
+    with torch.no_grad():
+        every = tiled_decode(decoder, features, images, tile_size=64, context=64)
+        sparse = tiled_decode(decoder, features, images, tile_size=64, context=64,
+                              needed=needed, fill=torch.full((2, 1, 224, 192), 0.5))
+    either = needed.any(0, keepdim=True).expand_as(needed)
+    assert torch.equal(sparse[either], every[either])
+    assert (sparse == 0.5).float().mean() > 0.5  # most of the image was not decoded
+
+
+def test_devices_whose_rounding_may_follow_the_window_size_skip_whole_tiles(monkeypatch):
+    assert window_size_keeps_values(torch.device("cpu"))
+    assert not window_size_keeps_values(torch.device("cuda", 0))
+    monkeypatch.setattr(tiling, "window_size_keeps_values", lambda device: False)
+    features, images = _coordinate_inputs(96, 160)
+    needed = torch.zeros(1, 1, 96, 160, dtype=torch.bool)
+    needed[..., 10, 70] = True
+    decoder = _SeesSixteenPixels()
+    tiled_decode(decoder, features, images, tile_size=64, context=16, needed=needed,
+                 fill=torch.zeros(1, 1, 96, 160))
+    assert decoder.crops == [(0, 80, 48, 144)]  # tile (0, 1) with its context, as the rule says

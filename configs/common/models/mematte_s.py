@@ -35,5 +35,5 @@ model = L(MEMatte)(
     keep_ratio_loss_weight=1.0,
     tile_size=512,
     tile_context=64,
-    skip_known_tiles=True,  # inference: known-only tiles are filled, not decoded
+    skip_known_tiles=True,  # inference: decode only around unknown pixels, fill the rest
 )
