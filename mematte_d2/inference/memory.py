@@ -17,8 +17,8 @@ largest stage (stages run one after the other and free their buffers in between)
   ``attention_impl="dense"`` (the released arithmetic) `DENSE_SCORE_COPIES` x heads x N^2 scores
   (scores, scores + row bias, + column bias are alive at once);
 * decoder: the 1/16 features (N x C) and the activations of one decoded area A (the largest
-  window ``tiled_decode`` may decode, a tile with context on both sides within the padded
-  image, or the whole padded image when tile_size = 0): `DECODER_FLOATS_PER_PIXEL` per pixel;
+  window ``tiled_decode`` may decode: a tile with its context, or the whole padded image when
+  tile_size = 0): `DECODER_FLOATS_PER_PIXEL` per pixel;
 * fixed: the parameters and the runtime (`RUNTIME_OVERHEAD_BYTES`: interpreter, torch and
   detectron2, about 0.75 GB resident on CPU, plus first-call workspaces and allocator slack).
 

@@ -28,16 +28,42 @@ class DecodeWindow:
 
 @dataclass(frozen=True)
 class _Axis:
-    """One axis of the cell grid: where a window over cells [start, end) reads pixels."""
+    """One axis of the cell grid: where a window over cells [start, end) reads pixels, and how
+    long its own part (``max_cells``) and its crop (``max_side`` pixels) may be."""
 
     cell: int
     context: int
     extent: int
+    max_cells: int
+    max_side: int
 
     def crop(self, start, end):
         """Pixel bounds of cells [start, end) plus the context, clipped to [0, extent]."""
         return (np.maximum(start * self.cell - self.context, 0),
                 np.minimum(end * self.cell + self.context, self.extent))
+
+    def fits(self, start, end):
+        lo, hi = self.crop(start, end)
+        return (end - start <= self.max_cells) & (hi - lo <= self.max_side)
+
+    def pieces_estimate(self, length: np.ndarray) -> np.ndarray:
+        """Windows needed for runs of ``length`` cells away from the edges (for costs)."""
+        inner = min(self.max_cells, (self.max_side - 2 * self.context) // self.cell)
+        return -(-length // max(1, inner))
+
+    def split(self, start: int, end: int) -> list[tuple[int, int]]:
+        """Cells [start, end) cut greedily into the fewest windows that fit."""
+        pieces = []
+        while start < end:
+            stop = start + 1
+            while stop < end and self.fits(start, stop + 1):
+                stop += 1
+            if not self.fits(start, stop):
+                raise ValueError(f"plan_cover: one cell with its context exceeds the window "
+                                 f"limit of {self.max_side} pixels")
+            pieces.append((start, stop))
+            start = stop
+        return pieces
 
 
 def _bridge_gaps(masks: np.ndarray, max_gap: int) -> np.ndarray:
@@ -61,14 +87,10 @@ class _BandPlanner:
     """Bands of cell rows over a grid of needed cells, each cut into windows of its needed
     columns; ``plan`` picks the band boundaries that decode the least area."""
 
-    def __init__(self, needed: np.ndarray, cell: int, max_cells: int, context: int,
-                 extent: tuple[int, int]):
+    def __init__(self, needed: np.ndarray, rows: _Axis, cols: _Axis):
         self.needed = needed
-        self.max_cells = max_cells
-        self.max_gap = 2 * context // cell
-        self.context = context
-        self.rows = _Axis(cell, context, extent[0])
-        self.cols = _Axis(cell, context, extent[1])
+        self.rows, self.cols = rows, cols
+        self.max_gap = 2 * cols.context // cols.cell
         self.prefix = np.concatenate([np.zeros((1, needed.shape[1]), np.int64),
                                       np.cumsum(needed, axis=0)])
 
@@ -76,19 +98,12 @@ class _BandPlanner:
         """Needed columns (gaps bridged) of the bands of cell rows [start[k], end)."""
         return _bridge_gaps(self.prefix[end] - self.prefix[start] > 0, self.max_gap)
 
-    def pieces(self, columns: np.ndarray):
-        """Row, start and end of every window of the bands' columns: runs split into equal
-        pieces of at most ``max_cells``."""
-        rows, starts, ends = _runs(columns)
-        counts = -(-(ends - starts) // self.max_cells)
-        return rows, starts, ends, counts
-
     def widths(self, columns: np.ndarray) -> np.ndarray:
-        """Decoded width (pixels) of each band's windows."""
-        rows, starts, ends, counts = self.pieces(columns)
+        """Decoded width (pixels) of each band's windows, estimated for the costs."""
+        rows, starts, ends = _runs(columns)
         lo, hi = self.cols.crop(starts, ends)
-        per_run = hi - lo + 2 * self.context * (counts - 1)
-        return np.bincount(rows, weights=per_run, minlength=len(columns))
+        extra = 2 * self.cols.context * (self.cols.pieces_estimate(ends - starts) - 1)
+        return np.bincount(rows, weights=hi - lo + extra, minlength=len(columns))
 
     def plan(self) -> tuple[float, list[tuple[int, int]]]:
         """Least decoded area and the bands (cell rows [start, end)) achieving it."""
@@ -96,10 +111,14 @@ class _BandPlanner:
         best = np.zeros(num_rows + 1)
         chosen = np.zeros(num_rows + 1, np.int64)
         for end in range(1, num_rows + 1):
-            starts = np.arange(end - 1, max(0, end - self.max_cells) - 1, -1)  # ties: shortest
+            starts = np.arange(end - 1, -1, -1)[: self.rows.max_cells]  # ties: shortest
             lo, hi = self.rows.crop(starts, end)
             costs = best[starts] + (hi - lo) * self.widths(self.band_columns(starts, end))
+            costs[~self.rows.fits(starts, end)] = np.inf
             k = int(np.argmin(costs))
+            if not np.isfinite(costs[k]):
+                raise ValueError(f"plan_cover: one cell with its context exceeds the window "
+                                 f"limit of {self.rows.max_side} pixels")
             best[end], chosen[end] = costs[k], starts[k]
         bands, end = [], num_rows
         while end > 0:
@@ -112,10 +131,9 @@ class _BandPlanner:
         out = []
         for start, end in bands:
             y0, y1 = (int(v) for v in self.rows.crop(start, end))
-            _, run_starts, run_ends, counts = self.pieces(self.band_columns(np.array([start]), end))
-            for run_start, run_end, count in zip(run_starts, run_ends, counts):
-                bounds = np.linspace(run_start, run_end, count + 1).round().astype(int)
-                for s, e in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            _, run_starts, run_ends = _runs(self.band_columns(np.array([start]), end))
+            for run_start, run_end in zip(run_starts.tolist(), run_ends.tolist()):
+                for s, e in self.cols.split(run_start, run_end):
                     x0, x1 = (int(v) for v in self.cols.crop(s, e))
                     crop, own = (y0, y1, x0, x1), (start * cell, end * cell, s * cell, e * cell)
                     if transpose:
@@ -125,14 +143,20 @@ class _BandPlanner:
 
 
 def plan_cover(
-    needed: np.ndarray, cell: int, max_cells: int, context: int, extent: tuple[int, int]
+    needed: np.ndarray,
+    cell: int,
+    max_cells: int,
+    context: int,
+    extent: tuple[int, int],
+    max_side: tuple[int, int] | None = None,
 ) -> list[DecodeWindow]:
     """Windows covering every True cell of ``needed`` [rows, cols] (cells of ``cell`` pixels).
 
     Each window's own area is whole cells, at most ``max_cells`` per side; its crop adds
-    ``context`` pixels on every side, clipped to [0, extent] (the pixels the decoder may read).
-    Bands run along the rows or the columns, whichever decodes less area. Own areas do not
-    overlap; cells outside them are not needed.
+    ``context`` pixels on every side, clipped to [0, extent] (the pixels the decoder may read),
+    and is at most ``max_side`` pixels (rows, cols; default: ``max_cells`` cells plus two
+    contexts) per side. Bands run along the rows or the columns, whichever decodes less area.
+    Own areas do not overlap; cells outside them are not needed.
     """
     if needed.ndim != 2 or needed.dtype != np.bool_:
         raise ValueError(f"plan_cover: needed must be a 2-d bool array, got {needed.dtype} "
@@ -140,11 +164,13 @@ def plan_cover(
     if max_cells < 1 or context < 0 or context % cell:
         raise ValueError(f"plan_cover: need max_cells >= 1 and context a multiple of {cell}, "
                          f"got max_cells={max_cells}, context={context}")
+    if max_side is None:
+        max_side = (max_cells * cell + 2 * context,) * 2
+    axes = [_Axis(cell, context, extent[i], max_cells, max_side[i]) for i in range(2)]
     best = None
     for transpose in (False, True):
-        grid = needed.T if transpose else needed
-        axes = extent[::-1] if transpose else extent
-        planner = _BandPlanner(np.ascontiguousarray(grid), cell, max_cells, context, axes)
+        grid = np.ascontiguousarray(needed.T) if transpose else needed
+        planner = _BandPlanner(grid, *(axes[::-1] if transpose else axes))
         area, bands = planner.plan()
         if best is None or area < best[0]:
             best = (area, planner, bands, transpose)

@@ -42,11 +42,11 @@ def tile_windows(num_tiles: int, tile_size: int, context: int) -> list[tuple[int
 
 def largest_window_side(size: int, tile_size: int, context: int) -> int:
     """Longest side, in pixels, of any window `tiled_decode` decodes along an axis of ``size``
-    pixels (a multiple of the stride): a tile with ``context`` on both sides, at most the image
-    padded to whole tiles (``tile_size=0``: the whole axis). Memory estimates rely on it."""
+    pixels: that of the largest tile crop (a tile with ``context`` towards each neighbour),
+    or the whole axis for ``tile_size=0``. Memory estimates rely on it."""
     if tile_size <= 0:
         return size
-    return min(tile_size + 2 * context, -(-size // tile_size) * tile_size)
+    return tile_size + context * min(-(-size // tile_size) - 1, 2)
 
 
 def window_size_keeps_values(device: torch.device) -> bool:
@@ -147,8 +147,8 @@ def tiled_decode(
     ``needed`` (bool) and ``fill``, both [B, 1, H, W]: only pixels needed in some image of the
     batch must be decoded; the others are copied from ``fill``. With a receptive radius within
     ``context`` on a device where `window_size_keeps_values`, the decoded windows are a sparse
-    cover of the needed pixels (`plan_cover`: no window larger than a tile with context on
-    both sides), otherwise the tiles whose own area holds a needed pixel. Either way every
+    cover of the needed pixels (`plan_cover`: no window side longer than `largest_window_side`),
+    otherwise the tiles whose own area holds a needed pixel. Either way every
     decoded pixel has the value it has when every tile is decoded.
     """
     height, width = images.shape[-2:]
@@ -174,8 +174,10 @@ def tiled_decode(
     else:
         cells = _needed_cells(needed, stride)
         if margin is not None and window_size_keeps_values(features.device):
+            sides = (largest_window_side(int(height), tile_size, context),
+                     largest_window_side(int(width), tile_size, context))
             windows = plan_cover(cells, int(stride), int(tile_size // stride), int(context),
-                                 (int(extent[0]), int(extent[1])))  # ints, also when traced
+                                 (int(extent[0]), int(extent[1])), sides)  # ints when traced
         else:
             windows = [window for window in _tile_grid(height, width, tile_size, context, extent)
                        if _holds_needed(window, cells, stride)]

@@ -23,7 +23,7 @@ def _area(windows) -> int:
     return sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in (w.crop for w in windows))
 
 
-def _check_cover(needed, windows, max_cells, context, extent):
+def _check_cover(needed, windows, max_cells, context, extent, max_side=(10**9, 10**9)):
     owns = _owns(windows, needed.shape)
     assert (owns[needed] == 1).all() and owns.max() <= 1  # needed cells once, no overlaps
     for window in windows:
@@ -32,6 +32,8 @@ def _check_cover(needed, windows, max_cells, context, extent):
         assert y1 <= needed.shape[0] * CELL and x1 <= needed.shape[1] * CELL
         assert window.crop == (max(0, y0 - context), min(extent[0], y1 + context),
                                max(0, x0 - context), min(extent[1], x1 + context))
+        crop_y0, crop_y1, crop_x0, crop_x1 = window.crop
+        assert crop_y1 - crop_y0 <= max_side[0] and crop_x1 - crop_x0 <= max_side[1]
 
 
 def test_one_cell_is_decoded_with_its_context_clipped_to_the_extent():
@@ -58,7 +60,16 @@ def test_long_runs_are_split_into_windows_no_larger_than_a_tile():
     needed[1] = True
     cover = plan_cover(needed, CELL, 8, 64, (64, 320))
     _check_cover(needed, cover, 8, 64, (64, 320))
-    assert sorted(w.own[3] - w.own[2] for w in cover) == [96, 112, 112]
+    assert [w.own[2:] for w in cover] == [(0, 128), (128, 256), (256, 320)]
+
+
+def test_a_crop_limit_shortens_the_windows_away_from_the_edges():
+    # Crops of at most 192 px with 64 px of context (as for two 128 px tiles): a window in the
+    # middle owns at most 64 px, one at an edge, where the crop is clipped, up to 128.
+    needed = np.ones((1, 20), bool)
+    cover = plan_cover(needed, CELL, 8, 64, (16, 320), (16, 192))
+    _check_cover(needed, cover, 8, 64, (16, 320), (16, 192))
+    assert [w.own[2:] for w in cover] == [(0, 128), (128, 192), (192, 320)]
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -73,8 +84,11 @@ def test_random_masks_are_covered_exactly_once(seed):
             needed[y : y + rng.integers(1, 10), x : x + rng.integers(1, 10)] = True
     max_cells, context = int(rng.integers(1, 12)), int(rng.choice([0, 16, 64]))
     extent = (rows * CELL + context, cols * CELL + context)
-    cover = plan_cover(needed, CELL, max_cells, context, extent)
-    _check_cover(needed, cover, max_cells, context, extent)
+    # Crops may be limited below max_cells cells plus two contexts (two tiles on an axis).
+    max_side = tuple(int(rng.integers(CELL + 2 * context, max_cells * CELL + 2 * context + 1))
+                     for _ in range(2))
+    cover = plan_cover(needed, CELL, max_cells, context, extent, max_side)
+    _check_cover(needed, cover, max_cells, context, extent, max_side)
     if not needed.any():
         assert cover == []
 

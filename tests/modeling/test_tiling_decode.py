@@ -179,16 +179,17 @@ def test_needed_pixels_are_decoded_in_a_sparse_cover_and_the_rest_filled():
     out = tiled_decode(decoder, features, images, tile_size=64, context=16, needed=needed,
                        fill=fill)
     cells = needed[0, 0].reshape(6, 16, 10, 16).any(3).any(1).numpy()
-    windows = plan_cover(cells, 16, 4, 16, (112, 176))  # crops reach 16 pixels past the image
+    # Crops reach 16 pixels past the image, and no farther than the largest tile crop.
+    windows = plan_cover(cells, 16, 4, 16, (112, 176), (80, 96))
     decoded_area = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in (w.crop for w in windows))
     # Less than the three tiles holding needed pixels, (0, 1), (1, 1) and (1, 2), with context.
     assert decoded_area < 80 * 96 + 64 * 96 + 64 * 64
     assert decoder.crops == [(y0, y1 if y1 <= 96 else 1, x0, x1 if x1 <= 160 else 1)
                              for y0, y1, x0, x1 in (w.crop for w in windows)]
-    # No window is larger than the memory estimate's (a tile with context on both sides).
+    # No window is larger than the memory estimate's: the largest tile crop of each axis.
     for y0, y1, x0, x1 in (w.crop for w in windows):
-        assert y1 - y0 <= largest_window_side(96, 64, 16) == 96
-        assert x1 - x0 <= largest_window_side(160, 64, 16) == 96
+        assert y1 - y0 <= largest_window_side(96, 64, 16) == 64 + 16  # two tile rows
+        assert x1 - x0 <= largest_window_side(160, 64, 16) == 64 + 32
     expected = fill[0, 0].clone()
     for k, window in enumerate(windows):
         y0, y1, x0, x1 = window.own
