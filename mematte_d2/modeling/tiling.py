@@ -52,10 +52,10 @@ def largest_window_side(size: int, tile_size: int, context: int) -> int:
 def window_size_keeps_values(device: torch.device) -> bool:
     """Whether the decoder gives a pixel the same float value in windows of any size there.
 
-    True on the CPU, whose oneDNN convolutions keep each output's summation order whatever the
-    spatial size (tests compare sparse covers with whole tiles bit for bit). cuDNN may choose
-    another algorithm, and so another rounding, for another window size: there only whole
-    tiles are skipped, so saved predictions stay those of decoding every tile.
+    True on the CPU: oneDNN's convolutions gave each output the same value in windows of every
+    size tried, and the tests compare sparse covers with whole tiles bit for bit. cuDNN may
+    choose another algorithm, and so another rounding, for another window size: there only
+    whole tiles are skipped, so saved predictions stay those of decoding every tile.
     """
     return device.type == "cpu"
 
@@ -148,8 +148,8 @@ def tiled_decode(
     batch must be decoded; the others are copied from ``fill``. With a receptive radius within
     ``context`` on a device where `window_size_keeps_values`, the decoded windows are a sparse
     cover of the needed pixels (`plan_cover`: no window side longer than `largest_window_side`),
-    otherwise the tiles whose own area holds a needed pixel. Either way every
-    decoded pixel has the value it has when every tile is decoded.
+    otherwise the tiles whose own area holds a needed pixel. Either way every decoded pixel has
+    the value it has when every tile is decoded.
     """
     height, width = images.shape[-2:]
     if (features.shape[-2] * stride, features.shape[-1] * stride) != (height, width):
