@@ -6,8 +6,9 @@ pixels beyond it, or the edge of the decoded extent. Whole tiles are one such co
 thin unknown band most of a tile is known pixels and context. `plan_cover` covers the needed
 cells (``cell`` pixels square) instead by horizontal bands of at most ``max_cells`` cell rows,
 each cut into runs of needed columns: gaps narrower than the two contexts a cut would add are
-bridged and runs longer than ``max_cells`` are split, so no window exceeds a tile plus its
-context. The band boundaries are chosen by dynamic programming over the cell rows, minimising
+bridged and long runs are split, so that no window's own part exceeds ``max_cells`` cells and
+no crop ``max_side`` pixels (a tile and the longest tile crop, for the memory bound). The band
+boundaries are chosen by dynamic programming over the cell rows, minimising
 the decoded area (the decoder's cost per pixel does not depend on the window's size).
 """
 
@@ -24,6 +25,11 @@ class DecodeWindow:
 
     crop: tuple[int, int, int, int]
     own: tuple[int, int, int, int]
+
+
+def _cell_too_large(max_side: int) -> ValueError:
+    return ValueError(f"plan_cover: one cell with its context exceeds the window limit of "
+                      f"{max_side} pixels")
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class _Axis:
                 np.minimum(end * self.cell + self.context, self.extent))
 
     def fits(self, start, end):
+        """Whether a window over cells [start, end) respects both limits."""
         lo, hi = self.crop(start, end)
         return (end - start <= self.max_cells) & (hi - lo <= self.max_side)
 
@@ -59,8 +66,7 @@ class _Axis:
             while stop < end and self.fits(start, stop + 1):
                 stop += 1
             if not self.fits(start, stop):
-                raise ValueError(f"plan_cover: one cell with its context exceeds the window "
-                                 f"limit of {self.max_side} pixels")
+                raise _cell_too_large(self.max_side)
             pieces.append((start, stop))
             start = stop
         return pieces
@@ -117,8 +123,7 @@ class _BandPlanner:
             costs[~self.rows.fits(starts, end)] = np.inf
             k = int(np.argmin(costs))
             if not np.isfinite(costs[k]):
-                raise ValueError(f"plan_cover: one cell with its context exceeds the window "
-                                 f"limit of {self.rows.max_side} pixels")
+                raise _cell_too_large(self.rows.max_side)
             best[end], chosen[end] = costs[k], starts[k]
         bands, end = [], num_rows
         while end > 0:

@@ -114,3 +114,8 @@ def test_bad_arguments_are_named():
         plan_cover(np.ones((2, 2), bool), CELL, 4, 8, (32, 32))
     with pytest.raises(ValueError, match="max_cells >= 1"):
         plan_cover(np.ones((2, 2), bool), CELL, 0, 16, (32, 32))
+
+
+def test_a_limit_below_one_cell_and_its_context_is_named():
+    with pytest.raises(ValueError, match="exceeds the window limit of 100 pixels"):
+        plan_cover(np.ones((4, 4), bool), CELL, 4, 64, (1000, 1000), (100, 1000))
