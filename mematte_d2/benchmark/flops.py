@@ -19,6 +19,8 @@ from fvcore.nn import FlopCountAnalysis
 from fvcore.nn.jit_handles import get_shape
 from torch import nn
 
+from mematte_d2.modeling.routing import RoutingBudget
+
 # Ops that move or select data, or are element-wise: no multiply-adds to count.
 ZERO_FLOP_OPS = (
     "aten::index_select", "aten::index_copy_", "aten::index_copy", "aten::scatter_",
@@ -42,14 +44,15 @@ def sdpa_flop_jit(inputs: list[Any], outputs: list[Any]) -> int:
 
 
 class _AlphaOf(nn.Module):
-    """Tensor-in, tensor-out view of a matting model, as the tracer needs."""
+    """Tensor-in, tensor-out view of a matting model or engine call, as the tracer needs."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, budget: RoutingBudget | None = None):
         super().__init__()
         self.model = model
+        self.budget = budget
 
     def forward(self, image: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
-        return self.model([{"image": image, "trimap": trimap}])[0]["alpha"]
+        return self.model([{"image": image, "trimap": trimap}], self.budget)[0]["alpha"]
 
 
 def flop_analysis(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> FlopCountAnalysis:
@@ -61,15 +64,16 @@ def flop_analysis(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> FlopCo
     return analysis
 
 
-def matting_flop_analysis(model: nn.Module, image: torch.Tensor,
-                          trimap: torch.Tensor) -> FlopCountAnalysis:
-    """The analysis of ``model([{"image": image, "trimap": trimap}])`` (image ``[3, H, W]``,
-    trimap ``[1, H, W]``, both 0-255). Call it inside the routing budget and precision of the
-    measured call."""
-    return flop_analysis(_AlphaOf(model), (image, trimap))
+def matting_flop_analysis(model: nn.Module, image: torch.Tensor, trimap: torch.Tensor,
+                          budget: RoutingBudget | None = None) -> FlopCountAnalysis:
+    """The analysis of ``model([{"image": image, "trimap": trimap}], budget)`` (a model or a
+    ``MattingInference``; image ``[3, H, W]``, trimap ``[1, H, W]``, both 0-255). Call it
+    inside the precision of the measured call."""
+    return flop_analysis(_AlphaOf(model, budget), (image, trimap))
 
 
-def count_gflops(model: nn.Module, image: torch.Tensor, trimap: torch.Tensor) -> float:
+def count_gflops(model: nn.Module, image: torch.Tensor, trimap: torch.Tensor,
+                 budget: RoutingBudget | None = None) -> float:
     """Total GFLOPs (10^9 multiply-adds) of one inference call on ``image`` and ``trimap``."""
     with torch.no_grad():
-        return matting_flop_analysis(model, image, trimap).total() / 1e9
+        return matting_flop_analysis(model, image, trimap, budget).total() / 1e9

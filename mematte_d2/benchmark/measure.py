@@ -19,12 +19,14 @@ import numpy as np
 import torch
 from detectron2.config import instantiate
 
+from mematte_d2.inference.engine import MattingInference
 from mematte_d2.inference.memory import (
     estimate_peak_memory,
     format_bytes,
     model_dims,
     token_grid,
 )
+from mematte_d2.modeling.routing import RoutingBudget
 from mematte_d2.utils.precision import autocast, autocast_dtype
 from mematte_d2.utils.process_memory import current_rss_bytes, peak_rss_bytes
 
@@ -75,12 +77,13 @@ def _memory_before(device: torch.device) -> int:
     return current_rss_bytes()
 
 
-def estimated_peak(model: torch.nn.Module, case: InferenceCase) -> int:
-    """``estimate_peak_memory`` of the case: its size, keep ratio and the model's tile size."""
-    gh, gw = token_grid(case.size, case.size)
+def estimated_peak(engine: MattingInference, case: InferenceCase) -> int:
+    """``estimate_peak_memory`` of the case: its size, keep ratio and the engine's tile size."""
+    dims = model_dims(engine.model)
+    gh, gw = token_grid(case.size, case.size, dims.patch_size, dims.size_divisibility)
     max_tokens = math.ceil(case.keep_ratio * gh * gw)
-    return estimate_peak_memory(case.size, case.size, model_dims(model), max_tokens,
-                                tile_size=int(model.tile_size)).total
+    return estimate_peak_memory(case.size, case.size, dims, max_tokens,
+                                tile_size=engine.tile_size).total
 
 
 class DecoderCallCounter:
@@ -110,11 +113,10 @@ def run_inference(case: InferenceCase) -> dict:
     """
     device = torch.device(case.device)
     model = build_model(case.model, case.opts, case.seed).to(device).eval()
-    if case.tile_size is not None:
-        model.tile_size = case.tile_size
-    if case.skip_known_tiles is not None:
-        model.skip_known_tiles = case.skip_known_tiles
-    estimate = estimated_peak(model, case)
+    engine = MattingInference(model, tile_size=case.tile_size,
+                              skip_known_tiles=case.skip_known_tiles)
+    budget = RoutingBudget(keep_ratio=case.keep_ratio)
+    estimate = estimated_peak(engine, case)
     if case.max_memory_bytes is not None and estimate > case.max_memory_bytes:
         return {
             "status": f"skipped: estimated peak {format_bytes(estimate)} > limit "
@@ -131,8 +133,8 @@ def run_inference(case: InferenceCase) -> dict:
     outputs: list[dict] = []
 
     def call() -> None:
-        with torch.no_grad(), amp, model.routing_budget(keep_ratio=case.keep_ratio):
-            outputs[:] = model(inputs)
+        with amp:
+            outputs[:] = engine(inputs, budget)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -145,8 +147,8 @@ def run_inference(case: InferenceCase) -> dict:
     peak = _peak_memory(device)
     gflops = None
     if case.count_flops:
-        with amp, model.routing_budget(keep_ratio=case.keep_ratio):
-            gflops = count_gflops(model, inputs[0]["image"], inputs[0]["trimap"])
+        with amp:
+            gflops = count_gflops(engine, inputs[0]["image"], inputs[0]["trimap"], budget)
     return {
         "latency_s": statistics.median(times),
         "latency_min_s": min(times),
@@ -157,8 +159,8 @@ def run_inference(case: InferenceCase) -> dict:
         "gflops": gflops,
         "tokens_total": int(routing.shape[-2] * routing.shape[-1]),
         "tokens_routed": [int(n) for n in routing.flatten(1).sum(1).tolist()],
-        "tile_size": int(model.tile_size),
-        "skip_known_tiles": bool(model.skip_known_tiles),
+        "tile_size": engine.tile_size,
+        "skip_known_tiles": engine.skip_known_tiles,
         "unknown_fraction": float(np.mean(trimap == 128)),
         "decoder_calls": decoded.calls,
         "decoded_pixels": decoded.pixels,

@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         cases, to_row, stem = _inference_cases(args, device), inference_row, "inference"
         tile = "the config's" if args.tile_size is None else args.tile_size
         header.append(f"- batch 1; keep ratio {args.keep_ratio} per routed block "
-                      f"(`model.routing_budget(keep_ratio=...)`); decoder tile size {tile}")
+                      f"(`RoutingBudget(keep_ratio=...)`); decoder tile size {tile}")
     skipped = set(args.skip)
     budget = (None if args.train or args.max_memory.lower() == "none"
               else MemoryBudget(args.max_memory, torch.device(device)))

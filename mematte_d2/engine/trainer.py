@@ -23,6 +23,7 @@ from mematte_d2.checkpoint import (
     initialize_from_checkpoint,
 )
 from mematte_d2.evaluation import TimedModel
+from mematte_d2.inference.engine import MattingInference
 from mematte_d2.utils.distributed import broadcast_buffers_from_rank0
 
 from .hooks import MattingVisualizer, unwrap_model
@@ -313,10 +314,12 @@ class MattingTrainer(DefaultTrainer):
     @classmethod
     def evaluate_on(cls, cfg: DictConfig, model: torch.nn.Module, dataset_name: str,
                     evaluator=None) -> OrderedDict:
-        """Evaluate `model` on one registered set (each rank takes a shard of it)."""
+        """Evaluate `model` on one registered set (each rank takes a shard of it), through the
+        inference engine, as the predictor runs it."""
         evaluator = evaluator or cls.build_evaluator(cfg, dataset_name)
         results = inference_on_dataset(
-            TimedModel(model), cls.build_test_loader(cfg, dataset_name), evaluator
+            TimedModel(MattingInference(model)), cls.build_test_loader(cfg, dataset_name),
+            evaluator,
         )
         if comm.is_main_process():
             logger.info("Evaluation results for %s in csv format:", dataset_name)

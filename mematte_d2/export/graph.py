@@ -45,7 +45,7 @@ def check_budget(max_tokens: int | None, keep_ratio: float | None) -> None:
 
 
 def eager_budget(max_tokens: int | None = None, keep_ratio: float | None = None) -> dict:
-    """The ``MattingPredictor.predict`` / ``MEMatte.routing_budget`` arguments that keep the
+    """The ``MattingPredictor.predict`` / ``RoutingBudget`` arguments that keep the
     tokens a :class:`FixedBudgetMatting` with this budget keeps."""
     check_budget(max_tokens, keep_ratio)
     if max_tokens is not None:

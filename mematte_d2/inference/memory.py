@@ -3,22 +3,29 @@
 The estimate counts float32 tensors alive at the worst moment of each stage and takes the
 largest stage (stages run one after the other and free their buffers in between):
 
-* inputs, whole image, kept through the run: the 8-bit image and trimap (the model builds its
+The model's sizes come from what its components state (``ModelDims``, read by
+:func:`model_dims`): the encoder's ``memory_statement()`` (patch size, widths, block layout,
+its refiners' ``inference_floats_per_token()``, the attention-bias chunk), the decoder's
+``inference_floats_per_pixel()`` and the model's ``size_divisibility`` and ``tile_context``.
+
+* inputs, whole image, kept through the run: the 8-bit image and trimap (the engine builds the
   float input per patch row and decoder tile, ``MattingInputs``), the float alpha and the masks
   that clamp it: `PIXEL_FLOATS` per pixel;
-* encoder, over the N = ceil(H/32)*2 x ceil(W/32)*2 tokens of width C: token activations of a
+* encoder, over the N tokens of width C (the image padded to ``size_divisibility``, one token
+  per patch): token activations of a
   block (input, LN, qkv, projection, MLP hidden: `TOKEN_FLOATS_PER_DIM` x C per token); the
-  relative-position bias, built in chunks of at most `MAX_BIAS_ELEMENTS` (scores and softmax of
-  a chunk alive too: 3 chunks); a routed block adds its refiner's working set on all tokens (the
-  floats per token the refiner states, ``inference_floats_per_token``: 2 x C for the LTRM) and
-  the gathered q, k, v, output of its K kept tokens
+  relative-position bias, built in chunks of at most the encoder's ``max_bias_elements``
+  (scores and softmax of a chunk alive too: 3 chunks); a routed block adds its refiner's
+  working set on all tokens (the floats per token the refiner states,
+  ``inference_floats_per_token``: 2 x C for the LTRM) and the gathered q, k, v, output of its
+  K kept tokens
   (`ROUTED_FLOATS_PER_DIM` x C per kept token); an unrouted global block with relative position
   (ViTMatte) adds its per-axis bias terms, heads x N x (h + w) floats twice, and with
   ``attention_impl="dense"`` (the released arithmetic) `DENSE_SCORE_COPIES` x heads x N^2 scores
   (scores, scores + row bias, + column bias are alive at once);
 * decoder: the 1/16 features (N x C) and the activations of one decoded area A (the largest
   window ``tiled_decode`` may decode: a tile with its context, or the whole padded image when
-  tile_size = 0): `DECODER_FLOATS_PER_PIXEL` per pixel;
+  tile_size = 0): the decoder's stated floats per pixel;
 * fixed: the parameters and the runtime (`RUNTIME_OVERHEAD_BYTES`: interpreter, torch and
   detectron2, about 0.75 GB resident on CPU, plus first-call workspaces and allocator slack).
 
@@ -45,8 +52,6 @@ BYTES_PER_FLOAT = 4
 PIXEL_FLOATS = 3
 TOKEN_FLOATS_PER_DIM = 12
 ROUTED_FLOATS_PER_DIM = 4
-MAX_BIAS_ELEMENTS = 1 << 24  # the encoders' chunk size of attention-bias elements
-DECODER_FLOATS_PER_PIXEL = 320
 DENSE_SCORE_COPIES = 3
 RUNTIME_OVERHEAD_BYTES = 2**30
 # Fraction of the currently free memory an "auto" budget uses.
@@ -56,7 +61,7 @@ _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 @dataclass(frozen=True)
 class ModelDims:
-    """The sizes of a matting model that its memory use depends on."""
+    """The sizes of a matting model that its memory use depends on (see :func:`model_dims`)."""
 
     embed_dim: int
     num_heads: int
@@ -69,35 +74,43 @@ class ModelDims:
     global_rel_pos: bool = True  # unrouted global blocks carry relative position
     dense_global_attention: bool = False  # unrouted global blocks hold full N x N scores
     tile_context: int = 64
+    patch_size: int = 16
+    size_divisibility: int = 32
+    decoder_floats_per_pixel: int = 320
+    max_bias_elements: int = 1 << 24
 
 
 def model_dims(model: nn.Module) -> ModelDims:
-    """Read ModelDims from a built MEMatte / ViTMatte model (its student encoder)."""
-    backbone = model.backbone
-    blocks = list(backbone.blocks)
-    window = [blocks[i] for i in backbone.window_block_indexes]
-    routed = [blocks[i] for i in backbone.routed_block_indexes]
-    global_ = [b for b in blocks if b not in window and b not in routed]
+    """ModelDims of a built MEMatte / ViTMatte model, from its components' statements: the
+    student encoder's ``memory_statement()`` and the decoder's ``inference_floats_per_pixel()``.
+    """
+    encoder = model.backbone.memory_statement()
     return ModelDims(
-        embed_dim=backbone.embed_dim,
-        num_heads=blocks[0].attn.num_heads,
-        window_size=window[0].window_size if window else 0,
-        num_window_blocks=len(window),
-        num_routed_blocks=len(routed),
-        num_global_blocks=len(global_),
+        embed_dim=encoder.embed_dim,
+        num_heads=encoder.num_heads,
+        window_size=encoder.window_size,
+        num_window_blocks=encoder.num_window_blocks,
+        num_routed_blocks=encoder.num_routed_blocks,
+        num_global_blocks=encoder.num_global_blocks,
         param_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
-        refiner_floats_per_token=max((b.refiner_floats_per_token() for b in routed), default=0),
-        global_rel_pos=any(getattr(b.attn, "use_rel_pos", False) for b in global_),
-        dense_global_attention=any(
-            getattr(b.attn, "attention_impl", "fused") == "dense" for b in global_
-        ),
-        tile_context=int(getattr(model, "tile_context", 64)),
+        refiner_floats_per_token=encoder.refiner_floats_per_token,
+        global_rel_pos=encoder.global_rel_pos,
+        dense_global_attention=encoder.dense_global_attention,
+        tile_context=int(model.tile_context),
+        patch_size=encoder.patch_size,
+        size_divisibility=int(model.size_divisibility),
+        decoder_floats_per_pixel=int(model.decoder.inference_floats_per_pixel()),
+        max_bias_elements=encoder.max_bias_elements,
     )
 
 
-def token_grid(height: int, width: int) -> tuple[int, int]:
-    """Token grid of an image: padded to a multiple of 32 pixels, 16 pixels per token."""
-    return math.ceil(height / 32) * 2, math.ceil(width / 32) * 2
+def token_grid(
+    height: int, width: int, patch_size: int = 16, size_divisibility: int = 32
+) -> tuple[int, int]:
+    """Token grid of an image: padded to a multiple of ``size_divisibility``, one token per
+    patch (pass a model's ``ModelDims`` values; the defaults are MEMatte's)."""
+    d = size_divisibility
+    return math.ceil(height / d) * d // patch_size, math.ceil(width / d) * d // patch_size
 
 
 @dataclass(frozen=True)
@@ -111,10 +124,10 @@ class MemoryEstimate:
     fixed: int
 
 
-def _decoded_area(gh: int, gw: int, tile_size: int, context: int) -> int:
+def _decoded_area(height: int, width: int, tile_size: int, context: int) -> int:
     """Pixels decoded at once: the largest decoder window, or the whole padded image."""
-    return (largest_window_side(gh * 16, tile_size, context)
-            * largest_window_side(gw * 16, tile_size, context))
+    return (largest_window_side(height, tile_size, context)
+            * largest_window_side(width, tile_size, context))
 
 
 def estimate_peak_memory(
@@ -130,16 +143,16 @@ def estimate_peak_memory(
     `max_tokens` caps the tokens each routed block sends to global attention (None: all of them,
     the worst case of an untrained router); `tile_size` 0 decodes the whole image at once.
     """
-    gh, gw = token_grid(height, width)
+    gh, gw = token_grid(height, width, dims.patch_size, dims.size_divisibility)
     n = gh * gw
     c, heads = dims.embed_dim, dims.num_heads
-    pixels = (gh * 16) * (gw * 16)
-    inputs = PIXEL_FLOATS * pixels
+    padded_h, padded_w = gh * dims.patch_size, gw * dims.patch_size
+    inputs = PIXEL_FLOATS * padded_h * padded_w
 
     tokens = TOKEN_FLOATS_PER_DIM * c * n
     bias = 0
     if dims.num_window_blocks or (dims.num_global_blocks and dims.global_rel_pos):
-        bias = 3 * min(MAX_BIAS_ELEMENTS, heads * n * max(dims.window_size, 1) ** 2)
+        bias = 3 * min(dims.max_bias_elements, heads * n * max(dims.window_size, 1) ** 2)
     encoder = tokens + bias
     if dims.num_routed_blocks:
         kept = n if max_tokens is None else min(n, max_tokens)
@@ -155,8 +168,8 @@ def estimate_peak_memory(
             scores = 2 * heads * n * n if not fused_attention else 0
         encoder = max(encoder, tokens + bias + rel_terms + scores)
 
-    area = _decoded_area(gh, gw, tile_size, dims.tile_context)
-    decoder = n * c + DECODER_FLOATS_PER_PIXEL * area
+    area = _decoded_area(padded_h, padded_w, tile_size, dims.tile_context)
+    decoder = n * c + dims.decoder_floats_per_pixel * area
 
     fixed = resident_bytes(dims)
     total = fixed + BYTES_PER_FLOAT * (inputs + max(encoder, decoder))
@@ -192,7 +205,7 @@ def choose_max_tokens(
     Returns the number of tokens of the image when everything fits; raises MemoryBudgetError
     naming the smallest need when even routing a single token does not fit.
     """
-    gh, gw = token_grid(height, width)
+    gh, gw = token_grid(height, width, dims.patch_size, dims.size_divisibility)
     n = gh * gw
 
     def fits(k: int) -> bool:

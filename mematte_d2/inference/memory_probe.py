@@ -35,7 +35,7 @@ def _measure_here(config_file: str, opts: list[str], height: int, width: int,
     trimap = np.full((height, width), 128, np.uint8)
     before = peak_rss_bytes()
     result = predictor.predict(image, trimap, max_tokens=max_tokens, tile_size=tile_size)
-    tile = predictor.model.tile_size if tile_size is None else tile_size
+    tile = predictor.engine.tile_size if tile_size is None else tile_size
     routed = result.routing.flatten(1).sum(1) if result.routing.numel() else torch.zeros(1)
     estimate = estimate_peak_memory(height, width, model_dims(predictor.model), max_tokens, tile)
     return {

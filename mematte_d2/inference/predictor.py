@@ -12,7 +12,6 @@ the list and peak memory stays that of the largest image.
 
 import copy
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,35 +19,17 @@ import torch
 from detectron2.config import instantiate
 
 from mematte_d2.checkpoint import load_matting_weights
+from mematte_d2.modeling.routing.policies import RoutingBudget
 from mematte_d2.utils.precision import autocast, autocast_dtype
 from mematte_d2.utils.trimap import clamp_known_regions_, trimap_codes
 
-from .memory import (
-    MemoryBudget,
-    MemoryBudgetError,
-    choose_max_tokens,
-    estimate_peak_memory,
-    format_bytes,
-    model_dims,
-    parse_memory_size,
-    resident_bytes,
-    token_grid,
-)
-from .options import check_keep_ratio, check_max_tokens, check_tile_size
+from .engine import MattingInference, PredictionOutOfMemoryError, Progress
+from .memory import MemoryBudget, parse_memory_size
+from .options import check_tile_size
+
+__all__ = ["MattingPredictor", "MattingResult", "PredictionOutOfMemoryError", "validate_inputs"]
 
 INPUT_FORMATS = ("RGB", "BGR")
-# Retries of an image that ran out of memory, each with half the token cap and decoder tile.
-OOM_RETRIES = 3
-
-
-class PredictionOutOfMemoryError(MemoryBudgetError):
-    """An image ran out of device memory even with the smaller budgets of every retry."""
-
-
-def free_cached_memory(device: torch.device) -> None:
-    """Return the blocks PyTorch's CUDA cache holds but does not use to the device."""
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -150,7 +131,11 @@ class MattingPredictor:
             retried smaller, then raises PredictionOutOfMemoryError.
         precision: "fp32" (default), or autocast to "bf16" (CPU or CUDA) / "fp16" (CUDA):
             faster, with alphas that differ slightly from fp32. The memory budget is estimated
-            for fp32; autocast can need more (README, Performance: ViTMatte-S in CPU bf16).
+            for fp32; autocast can need more (docs/benchmarks.md: ViTMatte-S in CPU bf16).
+
+    The model runs inside ``self.engine`` (:class:`MattingInference`); every per-call setting
+    (token budget, decoder tile, memory budget, progress) is an argument, so one predictor may
+    serve several threads.
     """
 
     def __init__(
@@ -170,13 +155,22 @@ class MattingPredictor:
             raise ValueError(
                 f"input_format must be one of {INPUT_FORMATS}, got {self.input_format!r}"
             )
-        self.model = instantiate(_without_teacher(cfg.model))
+        model = instantiate(_without_teacher(cfg.model))
         if weights:
-            load_matting_weights(self.model, weights)
-        self.model.to(self.device).eval()
-        self.memory_budget = (
-            None if max_memory is None else MemoryBudget(parse_memory_size(max_memory), self.device)
-        )
+            load_matting_weights(model, weights)
+        model.to(self.device).eval()
+        self.engine = MattingInference(model, max_memory=max_memory)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The plain model the engine runs."""
+        return self.engine.model
+
+    @property
+    def memory_budget(self) -> MemoryBudget | None:
+        """The default memory budget of a call (None: the config's token cap as is)."""
+        spec = self.engine.max_memory
+        return None if spec is None else MemoryBudget(spec, self.device)
 
     def __call__(
         self,
@@ -185,9 +179,10 @@ class MattingPredictor:
         max_tokens: int | None = None,
         keep_ratio: float | None = None,
         tile_size: int | None = None,
+        max_memory: str | int | None = None,
     ) -> np.ndarray | list[np.ndarray]:
         """HxW float32 alpha in [0, 1], known regions clamped (a list for a list of images)."""
-        results = self.predict(image, trimap, max_tokens, keep_ratio, tile_size)
+        results = self.predict(image, trimap, max_tokens, keep_ratio, tile_size, max_memory)
         if isinstance(results, list):
             return [r.alpha for r in results]
         return results.alpha
@@ -199,13 +194,19 @@ class MattingPredictor:
         max_tokens: int | None = None,
         keep_ratio: float | None = None,
         tile_size: int | None = None,
+        max_memory: str | int | None = None,
+        progress: Progress | None = None,
     ) -> MattingResult | list[MattingResult]:
-        """Like __call__, returning MattingResult(s) with the routing maps as well."""
-        check_max_tokens(max_tokens)
-        check_keep_ratio(keep_ratio)
-        check_tile_size(tile_size)
+        """Like __call__, returning MattingResult(s) with the routing maps as well.
+
+        ``max_memory`` replaces the predictor's memory budget for this call; ``progress(done,
+        total, stage)`` is called as the encoder and each decoder window finish."""
+        call = dict(budget=RoutingBudget(max_tokens, keep_ratio),
+                    tile_size=check_tile_size(tile_size),
+                    max_memory=None if max_memory is None else parse_memory_size(max_memory),
+                    progress=progress)
         if isinstance(image, np.ndarray):
-            return self._predict_one(image, trimap, max_tokens, keep_ratio, tile_size)
+            return self._predict_one(image, trimap, **call)
         if not isinstance(image, (list, tuple)):
             raise TypeError(
                 f"image must be an HxWx3 numpy array or a list of them, got {_describe(image)}"
@@ -224,8 +225,7 @@ class MattingPredictor:
             except (TypeError, ValueError) as e:
                 raise type(e)(f"item {i}: {e}") from e
         return [
-            self._predict_one(img, tri, max_tokens, keep_ratio, tile_size)
-            for img, tri in zip(images, trimaps, strict=True)
+            self._predict_one(img, tri, **call) for img, tri in zip(images, trimaps, strict=True)
         ]
 
     def token_cap(self, height: int, width: int, tile_size: int | None = None) -> int | None:
@@ -233,37 +233,20 @@ class MattingPredictor:
 
         Raises MemoryBudgetError when the image does not fit the budget at any token cap.
         """
-        if self.memory_budget is None:
-            return None
-        dims = model_dims(self.model)
-        tile = self.model.tile_size if tile_size is None else tile_size
-        budget = self.memory_budget.bytes(resident_bytes(dims))
-        if dims.num_routed_blocks:
-            cap = choose_max_tokens(budget, height, width, dims, tile_size=tile)
-            configured = getattr(self.model.backbone, "max_tokens", None)
-            return cap if configured is None else min(cap, configured)
-        need = estimate_peak_memory(height, width, dims, tile_size=tile).total
-        if need > budget:
-            raise MemoryBudgetError(
-                f"a {height}x{width} image needs about {format_bytes(need)}, more than the "
-                f"budget of {format_bytes(budget)} (a smaller decoder tile size needs less)"
-            )
-        return None
+        return self.engine.token_cap(height, width, tile_size)
 
-    @torch.no_grad()
-    def _predict_one(self, image, trimap, max_tokens, keep_ratio, tile_size) -> MattingResult:
+    def _predict_one(self, image, trimap, budget, tile_size, max_memory, progress
+                     ) -> MattingResult:
         validate_inputs(image, trimap)
         if self.input_format == "BGR":
             image = image[:, :, ::-1]
-        h, w = trimap.shape
-        if max_tokens is None and keep_ratio is None:
-            max_tokens = self.token_cap(h, w, tile_size)
-        # 8-bit image and codes as given, on the host: the model builds its float input per
-        # patch row and decoder tile, on its device (MattingInputs).
+        # 8-bit image and codes as given, on the host: the engine builds the float input per
+        # patch row and decoder tile, on the model's device (MattingInputs).
         rgb = torch.from_numpy(np.ascontiguousarray(image))
         tri = torch.from_numpy(trimap_codes(trimap))
         inputs = {"image": rgb.permute(2, 0, 1), "trimap": tri[None]}
-        out, max_tokens = self._run_with_oom_retries(inputs, max_tokens, keep_ratio, tile_size)
+        with autocast(self.autocast_dtype, self.device):
+            out = self.engine([inputs], budget, tile_size, max_memory, progress)[0]
         alpha = out["alpha"].float()
         non_finite = int(alpha.numel() - torch.isfinite(alpha).sum())
         if non_finite:
@@ -276,53 +259,8 @@ class MattingPredictor:
             alpha=np.ascontiguousarray(alpha[0].cpu().numpy()),
             routing=out["routing"].cpu(),
             keep_ratio=out["keep_ratio"].cpu(),
-            max_tokens=max_tokens,
+            max_tokens=out["max_tokens"],
         )
-
-    def _run_with_oom_retries(self, inputs: dict, max_tokens, keep_ratio, tile_size):
-        """The model's output and the token cap it ran with. When the device runs out of
-        memory, the cache is freed and the image retried with half the token cap and half the
-        decoder tile, up to ``OOM_RETRIES`` times; then PredictionOutOfMemoryError."""
-        height, width = inputs["trimap"].shape[-2:]
-        for _ in range(OOM_RETRIES + 1):
-            try:
-                with self._tile_size(tile_size), self._budget(max_tokens, keep_ratio), autocast(
-                    self.autocast_dtype, self.device
-                ):
-                    return self.model([inputs])[0], max_tokens
-            except torch.OutOfMemoryError as e:
-                # Only the message is kept: the traceback's frames hold the failed activations.
-                reason = str(e).splitlines()[0] if str(e) else "out of memory"
-            free_cached_memory(self.device)
-            max_tokens, tile_size = self._smaller_budget(height, width, max_tokens, tile_size)
-        raise PredictionOutOfMemoryError(
-            f"a {height}x{width} image ran out of {self.device.type} memory {OOM_RETRIES + 1} "
-            f"times, last with max_tokens={max_tokens}, tile_size={tile_size} ({reason})"
-        )
-
-    def _smaller_budget(self, height: int, width: int, max_tokens, tile_size):
-        """Half the token cap (at least 1) and half the decoder tile (a multiple of 32, not
-        below the tile context); decoding the whole image at once becomes 512 tiles."""
-        gh, gw = token_grid(height, width)
-        max_tokens = max(1, (gh * gw if max_tokens is None else max_tokens) // 2)
-        tile = self.model.tile_size if tile_size is None else tile_size
-        tile = 512 if tile == 0 else max(32, self.model.tile_context, tile // 2 // 32 * 32)
-        return max_tokens, tile
-
-    @contextmanager
-    def _tile_size(self, tile_size: int | None):
-        if tile_size is None:
-            yield
-            return
-        previous = self.model.tile_size
-        self.model.tile_size = tile_size
-        try:
-            yield
-        finally:
-            self.model.tile_size = previous
-
-    def _budget(self, max_tokens: int | None, keep_ratio: float | None):
-        return self.model.routing_budget(max_tokens=max_tokens, keep_ratio=keep_ratio)
 
 
 def _without_teacher(model_cfg):

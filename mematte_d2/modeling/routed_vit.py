@@ -26,7 +26,14 @@ from .registry import (
     TOKEN_REFINER_REGISTRY,
     build_from_registry,
 )
-from .routing.policies import RoutingPolicy, cap_tokens, check_max_tokens, routing_margin
+from .routing.policies import (
+    RoutingBudget,
+    RoutingPolicy,
+    cap_tokens,
+    check_keep_ratio,
+    check_max_tokens,
+    routing_margin,
+)
 from .vit import (
     MAX_BIAS_ELEMENTS,
     Block,
@@ -252,7 +259,7 @@ class RoutedBlock(Block):
             wider = torch.promote_types(mixed.dtype, attended.dtype)
             mixed = mixed.to(wider)
             mixed[i].index_copy_(0, index, attended.to(wider))
-        return self.finish(residual_add(mixed.reshape(b, h, w, c), x))
+        return self.finish(residual_add(mixed.reshape(b, h, w, c), x, self.low_memory()))
 
 
 def _resolve(registry, spec: str | nn.Module, *args: Any, **kwargs: Any) -> Any:
@@ -276,13 +283,16 @@ class RoutedViT(ViTEncoderBase):
             :class:`RoutingPolicy`) of
             ``ROUTER_REGISTRY``, ``TOKEN_REFINER_REGISTRY``, ``ROUTING_POLICY_REGISTRY``.
         keep_ratio: the policy's target share of globally attended tokens (rho).
-        max_tokens: inference cap of globally attended tokens per image (None = no cap).
-        inference_keep_ratio: at inference keep exactly the ``ceil(ratio * N)`` largest-margin
-            tokens per image instead of the policy default (None = policy default).
+        max_tokens: configured inference cap of globally attended tokens per image (None = no
+            cap); a call's :class:`RoutingBudget` may replace it.
+        inference_keep_ratio: configured inference rule: keep exactly the ``ceil(ratio * N)``
+            largest-margin tokens per image instead of the policy default (None = policy
+            default); a call's :class:`RoutingBudget` may replace it.
         router_kwargs, refiner_kwargs, policy_kwargs: extra constructor arguments.
         Others: as in :class:`~mematte_d2.modeling.ViTMatteEncoder`.
 
-    Runtime attributes ``max_tokens`` and ``inference_keep_ratio`` may be changed between calls.
+    The budget of one inference call is an argument of :meth:`forward`, never an attribute set
+    for the call, so concurrent callers with different budgets do not interfere.
     """
 
     def __init__(
@@ -355,40 +365,43 @@ class RoutedViT(ViTEncoderBase):
         self.routing_policy = _resolve(
             ROUTING_POLICY_REGISTRY, routing_policy, keep_ratio, **dict(policy_kwargs or {})
         )
-        self.max_tokens = max_tokens
-        self.inference_keep_ratio = inference_keep_ratio
+        self.max_tokens = check_max_tokens(max_tokens)
+        self.inference_keep_ratio = check_keep_ratio(inference_keep_ratio)
         self.init_weights()
-
-    @property
-    def max_tokens(self) -> int | None:
-        """Inference cap of globally attended tokens per image and routed block (None: none)."""
-        return self._max_tokens
-
-    @max_tokens.setter
-    def max_tokens(self, value: int | None) -> None:
-        self._max_tokens = check_max_tokens(value)
 
     @property
     def keep_ratio(self) -> float:
         """The policy's training target share of globally attended tokens."""
         return self.routing_policy.keep_ratio
 
-    def _decide(self, log_probs: Tensor) -> Tensor:
+    def resolve_budget(self, budget: RoutingBudget | None) -> RoutingBudget:
+        """The budget a call runs with: the call's values, the configured ones where it has
+        None."""
+        budget = budget or RoutingBudget()
+        return RoutingBudget(
+            max_tokens=self.max_tokens if budget.max_tokens is None else budget.max_tokens,
+            keep_ratio=(self.inference_keep_ratio if budget.keep_ratio is None
+                        else budget.keep_ratio),
+        )
+
+    def _decide(self, log_probs: Tensor, budget: RoutingBudget) -> Tensor:
         """The policy's decisions; at inference the token cap is enforced here, after the
-        policy, so that no policy can exceed it."""
+        policy: the one place it is applied, so no policy can exceed it."""
         if self.training:
             return self.routing_policy.train_decisions(log_probs)
-        keep = self.routing_policy.eval_decisions(
-            log_probs, keep_ratio=self.inference_keep_ratio, max_tokens=self.max_tokens
-        )
-        return cap_tokens(keep, routing_margin(log_probs), self.max_tokens)
+        keep = self.routing_policy.eval_decisions(log_probs, keep_ratio=budget.keep_ratio)
+        return cap_tokens(keep, routing_margin(log_probs), budget.max_tokens)
 
-    def forward(self, x: Tensor | RegionSource) -> dict[str, Tensor]:
+    def forward(
+        self, x: Tensor | RegionSource, budget: RoutingBudget | None = None
+    ) -> dict[str, Tensor]:
         """``x`` ``[B, in_chans, H, W]`` (H, W multiples of the patch size; a tensor or a region
-        source) -> dict with
+        source), ``budget`` the inference token budget of this call (None: the configured one;
+        ignored in training) -> dict with
         "features" ``[B, C, h, w]``; "routing" ``[B, K, h, w]`` decisions of the K routed
         blocks (training: float with straight-through gradients; eval: bool); "keep_ratios"
         ``[K]`` (share of kept tokens per block over the batch) and "routing_loss" (policy)."""
+        budget = self.resolve_budget(budget)
         x = self.embed(x)
         b, h, w, c = x.shape
         decisions = []
@@ -397,7 +410,7 @@ class RoutedViT(ViTEncoderBase):
                 x = block(x)
                 continue
             router = self.routers[len(decisions)]
-            keep = self._decide(router(x.reshape(b, h * w, c)))
+            keep = self._decide(router(x.reshape(b, h * w, c)), budget)
             x = block(x, keep)
             decisions.append(keep)
 

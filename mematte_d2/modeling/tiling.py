@@ -131,6 +131,7 @@ def tiled_decode(
     stride: int = 16,
     needed: Map | None = None,
     fill: Map | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Decode ``features`` [B, C, H/stride, W/stride] with ``images`` [B, c, H, W] tile by tile.
 
@@ -150,6 +151,8 @@ def tiled_decode(
     cover of the needed pixels (`plan_cover`: no window side longer than `largest_window_side`),
     otherwise the tiles whose own area holds a needed pixel. Either way every decoded pixel has
     the value it has when every tile is decoded.
+
+    ``progress(done, total)`` is called after each decoded window.
     """
     height, width = images.shape[-2:]
     if (features.shape[-2] * stride, features.shape[-1] * stride) != (height, width):
@@ -162,7 +165,10 @@ def tiled_decode(
     if tile_size == 0:
         if needed is not None and not crop_region(needed, 0, height, 0, width).any():
             return crop_region(fill, 0, height, 0, width).clone()
-        return decoder(features, crop_region(images, 0, height, 0, width))
+        out = decoder(features, crop_region(images, 0, height, 0, width))
+        if progress is not None:
+            progress(1, 1)
+        return out
     _check_tiling(tile_size, context, stride)
     radius = getattr(decoder, "receptive_radius", None)
     margin = context if radius is not None and radius <= context else None
@@ -184,7 +190,7 @@ def tiled_decode(
         for y0 in range(0, height, tile_size):
             y1 = min(y0 + tile_size, height)
             out[..., y0:y1, :] = crop_region(fill, y0, y1, 0, width)
-    for window in windows:
+    for done, window in enumerate(windows, 1):
         y0, y1, x0, x1 = window.crop
         oy0, oy1, ox0, ox1 = window.own
         pred = decoder(
@@ -192,4 +198,6 @@ def tiled_decode(
             crop_region(images, y0, y1, x0, x1),
         )
         out[..., oy0:oy1, ox0:ox1] = pred[..., oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0]
+        if progress is not None:
+            progress(done, len(windows))
     return out

@@ -11,6 +11,7 @@ outputs at quadratic memory, kept as the baseline whose memory MEMatte is measur
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,18 +20,50 @@ from torch import Tensor, nn
 from .regions import RegionSource
 
 # Largest number of attention-bias elements built at once; larger problems are chunked by query.
+# The memory estimate (mematte_d2.inference.memory) reads this constant.
 MAX_BIAS_ELEMENTS = 1 << 24
-# Without autograd, the MLP and window attention of large inputs run on slices of about this
-# many intermediate elements, which bounds their buffers; results are unchanged. 8 MB in fp32:
-# below glibc's largest mmap threshold (32 MB), so the heap reuses them without page faults.
+# With chunked inference, the MLP and window attention of large inputs run on slices of about
+# this many intermediate elements, which bounds their buffers; results are unchanged. 8 MB in
+# fp32: below glibc's largest mmap threshold (32 MB), so the heap reuses them without page faults.
 CHUNK_ELEMENTS = 1 << 21
 
 
+class ChunkedInference:
+    """A layer with a low-memory inference mode, ``chunked_inference`` (off by default; the
+    encoder's ``set_chunked_inference`` switches it, as timm's ``set_grad_checkpointing`` does
+    for checkpointing). When it is on and no gradient is recorded, the layer evaluates large
+    inputs in slices and adds residuals into buffers it owns; the values are the same. With
+    autograd the slices' buffers would all be kept anyway, so the setting then has no effect."""
+
+    chunked_inference = False
+
+    def low_memory(self) -> bool:
+        """Whether this call runs in the low-memory mode."""
+        return self.chunked_inference and not torch.is_grad_enabled()
+
+
+@dataclass(frozen=True)
+class EncoderMemory:
+    """What an encoder states about its inference memory, for the memory estimate
+    (``mematte_d2.inference.memory``), which reads nothing inside the blocks."""
+
+    patch_size: int
+    embed_dim: int
+    num_heads: int
+    window_size: int  # of the window blocks (0: none)
+    num_window_blocks: int
+    num_routed_blocks: int
+    num_global_blocks: int  # unrouted global blocks (all tokens attend)
+    refiner_floats_per_token: int  # largest peak working set of a routed block's refiner
+    global_rel_pos: bool  # unrouted global blocks carry relative position
+    dense_global_attention: bool  # unrouted global blocks hold full N x N scores
+    max_bias_elements: int = MAX_BIAS_ELEMENTS  # attention-bias elements built at once
+
+
 def map_in_chunks(fn, x: Tensor, rows: int) -> Tensor:
-    """``fn(x)`` for a row-wise ``fn``, evaluated on slices of ``rows`` along dim 0 when no
-    gradient is being recorded (with autograd every slice's buffers would be kept anyway)."""
+    """``fn(x)`` for a row-wise ``fn``, evaluated on slices of ``rows`` along dim 0."""
     rows = max(1, rows)
-    if torch.is_grad_enabled() or x.shape[0] <= rows:
+    if x.shape[0] <= rows:
         return fn(x)
     first = fn(x[:rows])
     out = first.new_empty((x.shape[0], *first.shape[1:]))
@@ -44,11 +77,11 @@ def map_in_chunks(fn, x: Tensor, rows: int) -> Tensor:
 def map_in_row_strips(fn, x: Tensor, rows: int, halo: int) -> Tensor:
     """``fn(x)`` for an ``fn`` on ``[B, H, W, C]`` grids whose output row depends only on the
     input rows within ``halo`` of it (zero beyond the grid, like a padded convolution), evaluated
-    on strips of ``rows`` rows read with ``halo`` rows of context on each side when no gradient
-    is being recorded. Every kept output row sees the rows it sees in the whole grid."""
+    on strips of ``rows`` rows read with ``halo`` rows of context on each side. Every kept output
+    row sees the rows it sees in the whole grid."""
     rows = max(1, rows)
     height = x.shape[1]
-    if torch.is_grad_enabled() or height <= rows:
+    if height <= rows:
         return fn(x)
     out = None
     for start in range(0, height, rows):
@@ -61,11 +94,13 @@ def map_in_row_strips(fn, x: Tensor, rows: int, halo: int) -> Tensor:
     return out
 
 
-def residual_add(branch: Tensor, x: Tensor) -> Tensor:
-    """``x + branch``. Without autograd the sum is written into ``branch`` (a fresh buffer of
-    the caller's) when that gives the same tensor: same shape, dtype and strides as the result.
-    Addition commutes, so the values are the same; one token-grid buffer fewer is alive."""
-    if (torch.is_grad_enabled() or branch.shape != x.shape or branch.stride() != x.stride()
+def residual_add(branch: Tensor, x: Tensor, in_place: bool) -> Tensor:
+    """``x + branch``. With ``in_place`` (no autograd: a low-memory call) the sum is written into
+    ``branch`` (a fresh buffer of the caller's) when that gives the same tensor: same shape,
+    dtype and strides as the result. Addition commutes, so the values are the same; one
+    token-grid buffer fewer is alive."""
+    if (not in_place or torch.is_grad_enabled() or branch.shape != x.shape
+            or branch.stride() != x.stride()
             or branch.dtype != torch.promote_types(branch.dtype, x.dtype)):
         return x + branch
     return branch.add_(x)
@@ -341,7 +376,7 @@ class LayerNorm2d(nn.Module):
         return out.permute(0, 3, 1, 2)
 
 
-class ResidualBottleneck(nn.Module):
+class ResidualBottleneck(ChunkedInference, nn.Module):
     """Conv bottleneck (1x1 -> 3x3 -> 1x1, channel LayerNorm after each conv) added to its input.
 
     The last norm starts at zero so that a freshly added bottleneck is the identity.
@@ -365,10 +400,10 @@ class ResidualBottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.act1(self.norm1(self.conv1(x)))
         out = self.act2(self.norm2(self.conv2(out)))
-        return residual_add(self.norm3(self.conv3(out)), x)
+        return residual_add(self.norm3(self.conv3(out)), x, self.low_memory())
 
 
-class Block(nn.Module):
+class Block(ChunkedInference, nn.Module):
     """Pre-norm transformer block on ``[B, H, W, C]`` grids: window or global attention, MLP,
     and an optional residual conv bottleneck after the MLP.
 
@@ -411,7 +446,11 @@ class Block(nn.Module):
             return self.attn(self.norm1(x))
         h, w = x.shape[1:3]
         windows, padded_hw = window_partition(self.norm1(x), self.window_size)
-        windows = map_in_chunks(self.attn, windows, CHUNK_ELEMENTS // self._window_elements(x))
+        if self.low_memory():
+            rows = CHUNK_ELEMENTS // self._window_elements(x)
+            windows = map_in_chunks(self.attn, windows, rows)
+        else:
+            windows = self.attn(windows)
         return window_unpartition(windows, self.window_size, padded_hw, (h, w))
 
     def _window_elements(self, x: Tensor) -> int:
@@ -421,22 +460,24 @@ class Block(nn.Module):
 
     def finish(self, x: Tensor) -> Tensor:
         """MLP sub-block and the optional conv bottleneck. ``x`` is the block's residual sum, a
-        buffer its callers own: without autograd the MLP's output is added into it."""
-        x = residual_add(x, self.norm_mlp(x))
+        buffer its callers own: in a low-memory call the MLP's output is added into it."""
+        x = residual_add(x, self.norm_mlp(x), self.low_memory())
         if self.residual is not None:
             x = self.residual(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         return x
 
     def norm_mlp(self, x: Tensor) -> Tensor:
-        """``mlp(norm2(x))``. Both are per token: without autograd they run on row chunks
+        """``mlp(norm2(x))``. Both are per token: in a low-memory call they run on row chunks
         together, so the normalised grid never exists whole."""
+        if not self.low_memory():
+            return self.mlp(self.norm2(x))
         tokens = x.reshape(-1, x.shape[-1])
         rows = CHUNK_ELEMENTS // self.mlp.fc1.out_features
         out = map_in_chunks(lambda t: self.mlp(self.norm2(t)), tokens, rows)
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.finish(residual_add(self.attention(x), x))
+        return self.finish(residual_add(self.attention(x), x, self.low_memory()))
 
 
 def init_vit_weights(module: nn.Module) -> None:
@@ -509,6 +550,37 @@ class ViTEncoderBase(nn.Module):
         """ViT initialisation of the whole encoder (call once the blocks exist)."""
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         self.apply(init_vit_weights)
+
+    def memory_statement(self) -> EncoderMemory:
+        """This encoder's inference memory as the estimate needs it."""
+        blocks = list(self.blocks)
+        window = [blocks[i] for i in self.window_block_indexes]
+        routed = [blocks[i] for i in self.routed_block_indexes]
+        global_ = [b for i, b in enumerate(blocks)
+                   if i not in self.window_block_indexes and i not in self.routed_block_indexes]
+        return EncoderMemory(
+            patch_size=self.patch_size,
+            embed_dim=self.embed_dim,
+            num_heads=blocks[0].attn.num_heads,
+            window_size=window[0].window_size if window else 0,
+            num_window_blocks=len(window),
+            num_routed_blocks=len(routed),
+            num_global_blocks=len(global_),
+            refiner_floats_per_token=max(
+                (b.refiner_floats_per_token() for b in routed), default=0
+            ),
+            global_rel_pos=any(b.attn.use_rel_pos for b in global_),
+            dense_global_attention=any(b.attn.attention_impl == "dense" for b in global_),
+        )
+
+    def set_chunked_inference(self, enable: bool = True) -> None:
+        """Switch every layer's low-memory inference mode (:class:`ChunkedInference`): large
+        inputs in slices, residual sums in place, when no gradient is recorded. Off by default,
+        so the model as built is the plain arithmetic; an inference engine switches it on once.
+        """
+        for module in self.modules():
+            if isinstance(module, ChunkedInference):
+                module.chunked_inference = bool(enable)
 
     # The input may be a region source (``mematte_d2.modeling.regions``): only the patch
     # embedding reads it, a row strip at a time.

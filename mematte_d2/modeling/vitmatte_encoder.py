@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from .regions import RegionSource
+from .routing.policies import RoutingBudget
 from .vit import Block, ViTEncoderBase, validate_block_indexes, validate_window_layout
 
 
@@ -72,9 +73,11 @@ class ViTMatteEncoder(ViTEncoderBase):
         self.num_routed_blocks = 0
         self.init_weights()
 
-    def forward(self, x: Tensor | RegionSource) -> dict[str, Tensor]:
+    def forward(self, x: Tensor | RegionSource, budget: RoutingBudget | None = None
+                ) -> dict[str, Tensor]:
         """``x`` ``[B, in_chans, H, W]`` (H, W multiples of the patch size; a tensor or a region
-        source) -> dict with
+        source; ``budget`` is accepted for the encoder interface and has nothing to cap) -> dict
+        with
         "features" ``[B, C, H/16, W/16]``, "routing" ``[B, 0, h, w]``, "keep_ratios" ``[0]``
         and "routing_loss" (zero)."""
         x = self.embed(x)

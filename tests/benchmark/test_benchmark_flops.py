@@ -8,6 +8,8 @@ from torch import nn
 from mematte_d2.benchmark.cases import synthetic_pair
 from mematte_d2.benchmark.flops import flop_analysis, matting_flop_analysis
 from mematte_d2.benchmark.measure import build_model
+from mematte_d2.inference import MattingInference
+from mematte_d2.modeling.routing import RoutingBudget
 
 
 class _Attention(nn.Module):
@@ -30,13 +32,15 @@ def _gflops(model_name: str, opts: list[str], keep_ratio: float) -> tuple[float,
     image, trimap = synthetic_pair(96)
     image_t = torch.from_numpy(image).permute(2, 0, 1).float()
     trimap_t = torch.from_numpy(trimap)[None].float()
-    with torch.no_grad(), model.routing_budget(keep_ratio=keep_ratio):
-        analysis = matting_flop_analysis(model, image_t, trimap_t)
+    engine = MattingInference(model)
+    with torch.no_grad():
+        analysis = matting_flop_analysis(engine, image_t, trimap_t,
+                                         RoutingBudget(keep_ratio=keep_ratio))
         return analysis.total() / 1e9, analysis.unsupported_ops()
 
 
 def test_mematte_count_lies_between_routed_only_and_all_global():
-    # The smallest budget routing_budget accepts: one token per image to global attention.
+    # The smallest keep ratio a RoutingBudget accepts: one token per image to global attention.
     none_global, unsupported = _gflops("mematte_s", FAST_MEMATTE_OPTS, 1e-9)
     quarter, _ = _gflops("mematte_s", FAST_MEMATTE_OPTS, 0.25)
     all_global, _ = _gflops("mematte_s", FAST_MEMATTE_OPTS, 1.0)

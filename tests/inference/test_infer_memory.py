@@ -185,12 +185,14 @@ def test_auto_budget_counts_cached_blocks_and_resident_bytes_once(monkeypatch):
 def test_second_identical_image_gets_the_same_cap_on_a_cuda_like_allocator(monkeypatch):
     from tiny_models import tiny_cfg
 
-    from mematte_d2.inference import MattingPredictor
+    from mematte_d2.inference import MattingInference, MattingPredictor
 
     predictor = MattingPredictor(tiny_cfg(), device="cpu")
     dims = model_dims(predictor.model)
     cuda = FakeCudaAllocator(monkeypatch, in_use=dims.param_bytes)
-    predictor.memory_budget = MemoryBudget("auto", torch.device("cuda"))
+    # the budget is read on the model's device: make it look like a CUDA device
+    monkeypatch.setattr(MattingInference, "device", property(lambda self: torch.device("cuda")))
+    assert predictor.memory_budget.spec == "auto"
     # just enough free memory for every token of a 448x640 image
     n = token_grid(448, 640)[0] * token_grid(448, 640)[1]
     need = estimate_peak_memory(448, 640, dims).total - resident_bytes(dims)

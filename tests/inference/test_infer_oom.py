@@ -6,8 +6,12 @@ import torch
 from tiny_models import tiny_cfg
 
 from mematte_d2.inference import MattingPredictor
+from mematte_d2.inference.engine import (
+    MattingInference,
+    PredictionOutOfMemoryError,
+    free_cached_memory,
+)
 from mematte_d2.inference.memory import MemoryBudgetError
-from mematte_d2.inference.predictor import PredictionOutOfMemoryError, free_cached_memory
 
 
 def _sample(h=70, w=100):
@@ -24,18 +28,18 @@ def predictor():
 
 
 def fail_first_calls(monkeypatch, predictor, failures: int) -> list[tuple]:
-    """Make the model's first ``failures`` calls raise torch.OutOfMemoryError; returns the
-    (token cap, decoder tile) of every call."""
-    model, forward = predictor.model, predictor.model.forward
+    """Make the engine's first ``failures`` runs raise torch.OutOfMemoryError; returns the
+    (token cap, decoder tile) of every run."""
+    engine, run = predictor.engine, predictor.engine._run
     calls = []
 
-    def forward_or_oom(batched_inputs):
-        calls.append((model.backbone.max_tokens, model.tile_size))
+    def run_or_oom(batched_inputs, settings, progress):
+        calls.append((settings.budget.max_tokens, settings.tile_size))
         if len(calls) <= failures:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return forward(batched_inputs)
+        return run(batched_inputs, settings, progress)
 
-    monkeypatch.setattr(model, "forward", forward_or_oom)
+    monkeypatch.setattr(engine, "_run", run_or_oom)
     return calls
 
 
@@ -47,7 +51,7 @@ def test_out_of_memory_retries_with_half_the_cap_and_tile(monkeypatch, predictor
     assert calls == [(None, 512), (24, 256)]
     assert result.max_tokens == 24
     np.testing.assert_array_equal(result.alpha, expected.alpha)
-    assert predictor.model.tile_size == 512 and predictor.model.backbone.max_tokens is None
+    assert predictor.engine.tile_size == 512 and predictor.model.backbone.max_tokens is None
 
 
 def test_out_of_memory_on_every_retry_raises_a_named_error(monkeypatch, predictor):
@@ -57,7 +61,7 @@ def test_out_of_memory_on_every_retry_raises_a_named_error(monkeypatch, predicto
         predictor(image, trimap, max_tokens=10, tile_size=0)
     assert calls == [(10, 0), (5, 512), (2, 256), (1, 128)]
     assert issubclass(PredictionOutOfMemoryError, MemoryBudgetError)  # reported per file
-    assert predictor.model.tile_size == 512 and predictor.model.backbone.max_tokens is None
+    assert predictor.engine.tile_size == 512 and predictor.model.backbone.max_tokens is None
 
 
 def test_free_cached_memory_empties_the_cuda_cache_only(monkeypatch):
@@ -77,7 +81,6 @@ def test_predict_cli_reports_the_image_that_ran_out_of_memory_and_goes_on(
     from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS
 
     from mematte_d2.cli.predict import main
-    from mematte_d2.modeling import MEMatte
 
     torch.manual_seed(0)
     weights = tmp_path / "tiny.pth"
@@ -88,14 +91,14 @@ def test_predict_cli_reports_the_image_that_ran_out_of_memory_and_goes_on(
         image, trimap = _sample(h, w)
         cv2.imwrite(str(src / f"{name}.png"), image)
         cv2.imwrite(str(tri / f"{name}.png"), trimap)
-    forward = MEMatte.forward
+    run = MattingInference._run
 
-    def oom_on_big_images(self, batched_inputs):
+    def oom_on_big_images(self, batched_inputs, settings, progress):
         if batched_inputs[0]["image"].shape[-1] > 100:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
-        return forward(self, batched_inputs)
+        return run(self, batched_inputs, settings, progress)
 
-    monkeypatch.setattr(MEMatte, "forward", oom_on_big_images)
+    monkeypatch.setattr(MattingInference, "_run", oom_on_big_images)
     status = main([
         "--config-file", MEMATTE_CONFIG, "--weights", str(weights), "--device", "cpu",
         "--input", str(src), "--trimap", str(tri), "--output", str(out), *MEMATTE_OPTS,

@@ -23,6 +23,7 @@ from mematte_d2.modeling import (
     RoutedViT,
     ViTMatteEncoder,
 )
+from mematte_d2.modeling.routing import RoutingBudget
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -149,15 +150,12 @@ def test_tiny_config_trains_one_step_and_infers_quickly():
 
 def test_real_encoder_batched_inference_equals_per_image_and_budget_caps():
     model = instantiate(_load(COMP1K_S, MEMATTE_OPTS).model).eval()
-    model.tile_size = 0  # tiles are per image by construction; keep this test fast
     items = [_sample(64, 96, 4), _sample(64, 96, 5), _sample(20, 20, 6)]
     with torch.no_grad():
         batched = model(items)
         single = [model([item])[0] for item in items]
-        with model.routing_budget(max_tokens=3):
-            capped = model(items)
-        with model.routing_budget(keep_ratio=0.5):
-            half = model(items[:1])
+        capped = model(items, RoutingBudget(max_tokens=3))
+        half = model(items[:1], RoutingBudget(keep_ratio=0.5))
     for got, ref in zip(batched, single):
         torch.testing.assert_close(got["alpha"], ref["alpha"], atol=1e-5, rtol=1e-5)
         assert torch.equal(got["routing"], ref["routing"])

@@ -1,4 +1,7 @@
-"""MEMatte meta-architecture on a tiny stand-in encoder: I/O contract, teacher, budget, errors."""
+"""MEMatte meta-architecture on a tiny stand-in encoder: I/O contract, teacher, budget, errors.
+
+The model's own eval forward is the plain path (whole input, whole image decoded); tiled
+decoding belongs to ``MattingInference`` (tests/inference/test_engine.py)."""
 
 import math
 
@@ -8,16 +11,18 @@ from detectron2.utils.events import EventStorage
 from torch import nn
 from torch.nn import functional as F
 
+from mematte_d2.inference import MattingInference
 from mematte_d2.modeling.decoder import DetailCapture
 from mematte_d2.modeling.meta_arch import MEMatte
+from mematte_d2.modeling.routing import RoutingBudget
 from mematte_d2.modeling.tiling import tiled_decode
 
 
 class _StandInEncoder(nn.Module):
     """Test double following the encoder contract: patch conv + one per-token router.
 
-    Routing is per image (argmax, optional cap / ratio at eval); a token's feature depends on its
-    own patch, on its image's mean and on its routing decision only.
+    Routing is per image (argmax, optional cap / ratio of the call's budget at eval); a token's
+    feature depends on its own patch, on its image's mean and on its routing decision only.
     """
 
     def __init__(self, dim=16, routed_blocks=2, keep_ratio=0.25):
@@ -29,16 +34,17 @@ class _StandInEncoder(nn.Module):
         self.max_tokens = None
         self.inference_keep_ratio = None
 
-    def _decide(self, logits):  # logits [B, N, 2]
+    def _decide(self, logits, budget):  # logits [B, N, 2]
         margin = logits[..., 0] - logits[..., 1]
         if self.training:
             soft = logits.softmax(-1)[..., 0]
             return (margin > 0).float() + soft - soft.detach()
         keep = margin > 0
         n = margin.shape[1]
-        cap = self.max_tokens
-        if self.inference_keep_ratio is not None:
-            cap = math.ceil(self.inference_keep_ratio * n)
+        cap = self.max_tokens if budget.max_tokens is None else budget.max_tokens
+        ratio = self.inference_keep_ratio if budget.keep_ratio is None else budget.keep_ratio
+        if ratio is not None:
+            cap = math.ceil(ratio * n)
             keep = torch.ones_like(keep)
         if cap is not None:
             for b in range(margin.shape[0]):
@@ -48,14 +54,15 @@ class _StandInEncoder(nn.Module):
                     keep[b, chosen] = True
         return keep
 
-    def forward(self, x):
+    def forward(self, x, budget=None):
+        budget = budget or RoutingBudget()
         tokens = self.patch(x)  # [B, C, h, w]
         b, c, h, w = tokens.shape
         flat = tokens.flatten(2).transpose(1, 2)  # [B, N, C]
         flat = flat + flat.mean(1, keepdim=True)
         logits = self.router(flat).view(b, h * w, self.routed_blocks, 2).log_softmax(-1)
         decisions = torch.stack(
-            [self._decide(logits[:, :, r]) for r in range(self.routed_blocks)], 1
+            [self._decide(logits[:, :, r], budget) for r in range(self.routed_blocks)], 1
         )
         flat = flat * (1 + decisions.float().mean(1, keepdim=True).transpose(1, 2))
         keep_ratios = decisions.float().flatten(2).mean((0, 2))
@@ -74,7 +81,7 @@ class _PlainEncoder(nn.Module):
         super().__init__()
         self.patch = nn.Conv2d(4, dim, 16, stride=16)
 
-    def forward(self, x):
+    def forward(self, x, budget=None):
         return {"features": self.patch(x)}
 
 
@@ -124,18 +131,19 @@ def test_eval_outputs_follow_the_contract(size):
     torch.testing.assert_close(out["keep_ratio"], out["routing"].flatten(1).float().mean(1))
 
 
-def test_eval_alpha_is_raw_tiled_decoder_output():
-    model = _model(skip_known_tiles=False).eval()  # rows 32-63 are known: skipped otherwise
-    model.tile_size, model.tile_context = 32, 16
+def test_eval_alpha_is_the_raw_whole_image_decoder_output_and_the_engine_tiles():
+    model = _model(tile_size=32, tile_context=16, skip_known_tiles=False).eval()
     item = _sample(64, 96)
     with torch.no_grad():
         (out,) = model([item])
         inputs, _ = model.preprocess([item])
         features = model.backbone(inputs)["features"]
-        expected = tiled_decode(model.decoder, features, inputs, tile_size=32, context=16)
+        tiled = tiled_decode(model.decoder, features, inputs, tile_size=32, context=16)
         whole = model.decoder(features, inputs)
-    torch.testing.assert_close(out["alpha"], expected[0])
-    assert not torch.allclose(out["alpha"], whole[0])  # the tile settings are really used
+    (engine_out,) = MattingInference(model)([item])  # the model's settings are its defaults
+    torch.testing.assert_close(out["alpha"], whole[0])
+    torch.testing.assert_close(engine_out["alpha"], tiled[0])
+    assert not torch.allclose(tiled, whole)  # the tile settings are really used
     assert out["alpha"][item["trimap"] == 0].max() > 0  # known regions are not clamped
 
 
@@ -196,31 +204,22 @@ def test_degenerate_trimaps_give_finite_losses():
     assert all(torch.isfinite(v) for v in model([band]).values())
 
 
-def test_routing_budget_overrides_temporarily():
+def test_routing_budget_is_an_argument_of_the_call():
     model = _model().eval()
-    model.backbone.max_tokens = 5
-    with model.routing_budget(max_tokens=2):
-        assert model.backbone.max_tokens == 2 and model.backbone.inference_keep_ratio is None
-        with torch.no_grad():
-            (capped,) = model([_sample(64, 96)])
-    assert model.backbone.max_tokens == 5
+    model.backbone.max_tokens = 5  # the configured cap
+    with torch.no_grad():
+        (capped,) = model([_sample(64, 96)], RoutingBudget(max_tokens=2))
+        (half,) = model([_sample(64, 96)], RoutingBudget(keep_ratio=0.5))
+        (configured,) = model([_sample(64, 96)])
     assert (capped["routing"].flatten(1).sum(1) <= 2).all()
-    with model.routing_budget(keep_ratio=0.5):
-        assert model.backbone.inference_keep_ratio == 0.5
-        with torch.no_grad():
-            (half,) = model([_sample(64, 96)])
-    assert model.backbone.inference_keep_ratio is None
     assert half["routing"].flatten(1).sum(1).tolist() == [12, 12]  # ceil(0.5 * 24 tokens)
+    routed = configured["routing"].flatten(1).sum(1).tolist()
+    assert max(routed) == 5 and min(routed) >= 1  # the configured cap bites where argmax keeps more
+    assert model.backbone.max_tokens == 5 and model.backbone.inference_keep_ratio is None
     with pytest.raises(ValueError, match="keep_ratio"):
-        with model.routing_budget(keep_ratio=1.5):
-            pass
+        RoutingBudget(keep_ratio=1.5)
     with pytest.raises(ValueError, match="max_tokens"):
-        with model.routing_budget(max_tokens=0):
-            pass
-    with pytest.raises(RuntimeError):
-        with model.routing_budget(max_tokens=3):
-            raise RuntimeError("boom")
-    assert model.backbone.max_tokens == 5
+        RoutingBudget(max_tokens=0)
 
 
 def test_routing_budget_is_a_noop_without_routing_and_plain_outputs():
@@ -228,8 +227,8 @@ def test_routing_budget_is_a_noop_without_routing_and_plain_outputs():
         backbone=_PlainEncoder(),
         decoder=DetailCapture(16, convstream_out=(8, 8, 8), fusion_out=(8, 8, 8, 8)),
     ).eval()
-    with model.routing_budget(max_tokens=10, keep_ratio=0.5), torch.no_grad():
-        (out,) = model([_sample(40, 40)])
+    with torch.no_grad():
+        (out,) = model([_sample(40, 40)], RoutingBudget(max_tokens=10, keep_ratio=0.5))
     assert out["routing"].shape == (0, 4, 4) and out["keep_ratio"].shape == (0,)
 
 
@@ -261,7 +260,6 @@ def test_pixel_statistics_are_not_checkpoint_keys():
 def test_alpha_padding_crop_uses_only_the_image_area():
     """The bottom/right padding is zero and outputs are cropped back, not resized."""
     model = _model().eval()
-    model.tile_size = 0
     item = _sample(40, 70)
     with torch.no_grad():
         (out,) = model([item])

@@ -18,6 +18,7 @@ from mematte_d2.modeling import (
     RoutingPolicy,
     ViTMatteEncoder,
 )
+from mematte_d2.modeling.routing import RoutingBudget
 from mematte_d2.modeling.vit import Block
 
 TINY = dict(
@@ -196,11 +197,9 @@ def test_encoder_enforces_the_cap_on_a_policy_that_ignores_it(keep_everything_po
 def test_token_cap_bounds_are_checked_wherever_a_cap_is_set(bad):
     with pytest.raises(ValueError, match="max_tokens must be None or a positive int"):
         tiny_student(max_tokens=bad)
-    student = tiny_student()
     with pytest.raises(ValueError, match="max_tokens must be None or a positive int"):
-        student.max_tokens = bad
-    student.max_tokens = 1
-    assert student.max_tokens == 1
+        RoutingBudget(max_tokens=bad)
+    assert tiny_student(max_tokens=1).max_tokens == 1 and RoutingBudget(1).max_tokens == 1
 
 
 def test_inference_keep_ratio_keeps_ceil_ratio_tokens_per_image():

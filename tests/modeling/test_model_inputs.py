@@ -5,6 +5,7 @@ import pytest
 import torch
 from detectron2.config import instantiate
 
+from mematte_d2.inference import MattingInference
 from mematte_d2.modeling import vit
 from mematte_d2.modeling.model_inputs import MattingInputs
 from mematte_d2.modeling.regions import RegionSource, crop_region
@@ -114,7 +115,7 @@ def test_inference_reads_the_input_only_in_windows_with_the_same_result(monkeypa
     torch.manual_seed(0)
     model = instantiate(cfg.model).eval()
     assert isinstance(model.backbone, RoutedViT)
-    model.tile_size, model.tile_context = 64, 16
+    model.tile_context = 16
     item = _item(200, 230)
     with torch.no_grad():
         inputs, trimaps = model.preprocess([item])
@@ -125,7 +126,7 @@ def test_inference_reads_the_input_only_in_windows_with_the_same_result(monkeypa
         expected = tiled_decode(model.decoder, features, inputs, 64, 16, needed=needed, fill=fill)
         monkeypatch.setattr(vit, "CHUNK_ELEMENTS", 4 * 256 * 64)
         log = _WindowLog(monkeypatch)
-        (out,) = model([item])
+        (out,) = MattingInference(model, tile_size=64)([item])
     assert torch.equal(out["alpha"], expected[0, :, :200, :230])
     padded_area = 224 * 256
     assert log.areas and max(log.areas) <= padded_area // 2

@@ -82,16 +82,15 @@ def log_probs_from_margin(margin):
     return F.log_softmax(torch.stack([margin / 2, -margin / 2], dim=-1), dim=-1)
 
 
-def test_gumbel_policies_use_argmax_at_inference_with_cap():
+def test_gumbel_policies_use_argmax_at_inference_and_never_cap():
     margin = torch.tensor([[3.0, -1.0, 2.0, 0.5, -2.0, 4.0], [-1.0, -2.0, -0.5, 1.0, -3.0, -4.0]])
     lp = log_probs_from_margin(margin)
     for policy in (BATR(0.25), PerImageRatio(0.25)):
         keep = policy.eval_decisions(lp)
         assert keep.dtype == torch.bool
         assert torch.equal(keep, margin > 0)
-        capped = policy.eval_decisions(lp, max_tokens=2)
-        assert torch.equal(capped[0], torch.tensor([True, False, False, False, False, True]))
-        assert torch.equal(capped[1], margin[1] > 0)  # under the cap: unchanged
+        with pytest.raises(TypeError, match="max_tokens"):  # the encoder alone caps tokens
+            policy.eval_decisions(lp, max_tokens=2)
         ratio = policy.eval_decisions(lp, keep_ratio=0.5)
         assert ratio.sum(-1).tolist() == [3, 3]
         assert torch.equal(ratio[1], torch.tensor([True, False, True, True, False, False]))

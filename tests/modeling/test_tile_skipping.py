@@ -1,4 +1,4 @@
-"""Inference decodes only around unknown trimap pixels: same saved predictions.
+"""The inference engine decodes only around unknown trimap pixels: same saved predictions.
 
 With 16 pixels of context (less than the decoder's receptive radius) whole tiles holding only
 known pixels are skipped; with 64 a sparse cover of the unknown pixels is decoded."""
@@ -11,6 +11,7 @@ from torch import nn
 
 from mematte_d2.config import load_config
 from mematte_d2.evaluation.protocols import native_prediction_png, release_prediction_png
+from mematte_d2.inference import MattingInference
 from mematte_d2.modeling.meta_arch import MEMatte
 
 HEIGHT, WIDTH, TILE = 192, 256, 64  # 3 x 4 tiles of 64 pixels
@@ -21,7 +22,7 @@ class _PatchEncoder(nn.Module):
         super().__init__()
         self.patch = nn.Conv2d(4, 8, 16, stride=16)
 
-    def forward(self, x):
+    def forward(self, x, budget=None):
         return {"features": self.patch(x)}
 
 
@@ -53,8 +54,7 @@ CASES = [
 def _run(model: MEMatte, item: dict, pixels: list | None = None) -> tuple[dict, int]:
     calls = []
     hook = model.decoder.register_forward_hook(lambda _, args, out: calls.append(out.numel()))
-    with torch.no_grad():
-        (out,) = model([item])
+    (out,) = MattingInference(model)([item])
     hook.remove()
     if pixels is not None:
         pixels.append(sum(calls))

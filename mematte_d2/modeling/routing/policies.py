@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -87,6 +88,25 @@ def cap_tokens(keep: Tensor, margin: Tensor, max_tokens: int | None) -> Tensor:
     return torch.where(over[:, None], capped, keep)
 
 
+@dataclass(frozen=True)
+class RoutingBudget:
+    """The inference token budget of one call, passed down to the encoder as an argument.
+
+    ``max_tokens``: per image and routed block, at most this many tokens attend globally (the
+    encoder enforces it after the policy). ``keep_ratio``: the policy keeps the ``ceil(ratio *
+    N)`` largest-margin tokens per image instead of its own rule. None leaves the encoder's
+    configured value. A budget is a value, never model state: two calls with different budgets
+    on one model cannot see each other's.
+    """
+
+    max_tokens: int | None = None
+    keep_ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_tokens", check_max_tokens(self.max_tokens))
+        object.__setattr__(self, "keep_ratio", check_keep_ratio(self.keep_ratio))
+
+
 def straight_through(hard: Tensor, soft: Tensor) -> Tensor:
     """Value of ``hard`` (0/1 floats), gradient of ``soft``."""
     return hard - soft.detach() + soft
@@ -96,9 +116,8 @@ class RoutingPolicy(nn.Module):
     """Base policy. Subclasses implement :meth:`train_decisions`, :meth:`eval_decisions` and
     :meth:`loss`.
 
-    ``eval_decisions`` receives the inference cap ``max_tokens`` so that a policy may choose by
-    its own ranking which tokens to drop; the encoder then enforces the cap on whatever the
-    policy returns (by router margin), so a policy that ignores it cannot exceed it.
+    Policies decide; the encoder alone applies the inference token cap (by router margin) to
+    whatever ``eval_decisions`` returns, so no policy can exceed it.
 
     Args:
         keep_ratio: target share of tokens sent to global attention (the paper's rho).
@@ -115,11 +134,9 @@ class RoutingPolicy(nn.Module):
         """Float decisions ``[B, N]`` (0/1 values, straight-through gradients)."""
         raise NotImplementedError
 
-    def eval_decisions(
-        self, log_probs: Tensor, keep_ratio: float | None = None, max_tokens: int | None = None
-    ) -> Tensor:
+    def eval_decisions(self, log_probs: Tensor, keep_ratio: float | None = None) -> Tensor:
         """Bool decisions ``[B, N]``. ``keep_ratio`` (if given) keeps the ``ceil(ratio * N)``
-        largest-margin tokens per image; ``max_tokens`` then caps the count per image."""
+        largest-margin tokens per image."""
         raise NotImplementedError
 
     def loss(self, decisions: Tensor) -> Tensor:
@@ -132,8 +149,8 @@ class RoutingPolicy(nn.Module):
 
 class GumbelPolicy(RoutingPolicy):
     """Hard Gumbel-softmax decisions in training; at inference the router's argmax, or the
-    ``ceil(keep_ratio * N)`` largest-margin tokens per image when a ratio is given, then the
-    ``max_tokens`` cap. Subclasses define the budget :meth:`loss`."""
+    ``ceil(keep_ratio * N)`` largest-margin tokens per image when a ratio is given. Subclasses
+    define the budget :meth:`loss`."""
 
     def __init__(self, keep_ratio: float = 0.25, loss_weight: float = 1.0, tau: float = 1.0):
         super().__init__(keep_ratio, loss_weight)
@@ -144,15 +161,11 @@ class GumbelPolicy(RoutingPolicy):
     def train_decisions(self, log_probs: Tensor) -> Tensor:
         return F.gumbel_softmax(log_probs, tau=self.tau, hard=True, dim=-1)[..., 0]
 
-    def eval_decisions(
-        self, log_probs: Tensor, keep_ratio: float | None = None, max_tokens: int | None = None
-    ) -> Tensor:
+    def eval_decisions(self, log_probs: Tensor, keep_ratio: float | None = None) -> Tensor:
         margin = routing_margin(log_probs)
         if keep_ratio is None:
-            keep = margin > 0
-        else:
-            keep = top_margin_mask(margin, ratio_to_count(keep_ratio, margin.shape[-1]))
-        return cap_tokens(keep, margin, max_tokens)
+            return margin > 0
+        return top_margin_mask(margin, ratio_to_count(keep_ratio, margin.shape[-1]))
 
 
 @ROUTING_POLICY_REGISTRY.register()
@@ -190,13 +203,10 @@ class FixedTopK(RoutingPolicy):
         hard = top_margin_mask(margin, ratio_to_count(self.keep_ratio, margin.shape[-1]))
         return straight_through(hard.to(log_probs.dtype), log_probs[..., 0].exp())
 
-    def eval_decisions(
-        self, log_probs: Tensor, keep_ratio: float | None = None, max_tokens: int | None = None
-    ) -> Tensor:
+    def eval_decisions(self, log_probs: Tensor, keep_ratio: float | None = None) -> Tensor:
         margin = routing_margin(log_probs)
         ratio = self.keep_ratio if keep_ratio is None else keep_ratio
-        keep = top_margin_mask(margin, ratio_to_count(ratio, margin.shape[-1]))
-        return cap_tokens(keep, margin, max_tokens)
+        return top_margin_mask(margin, ratio_to_count(ratio, margin.shape[-1]))
 
     def loss(self, decisions: Tensor) -> Tensor:
         return decisions.new_zeros(())

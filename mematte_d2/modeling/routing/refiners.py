@@ -33,7 +33,7 @@ class ECA(nn.Module):
 
 
 @TOKEN_REFINER_REGISTRY.register()
-class LTRM(nn.Module):
+class LTRM(vit.ChunkedInference, nn.Module):
     """Lightweight Token Refinement Module: Linear(C, rC) -> GELU -> depthwise kxk conv over the
     grid -> GELU -> Linear(rC, C), then ``y + ECA(y)`` (``use_eca=False``: ``y``, no ``eca``
     parameters). Reads the raw block input."""
@@ -55,13 +55,16 @@ class LTRM(nn.Module):
         self.eca = ECA(dim) if use_eca else None
 
     def forward(self, x: Tensor) -> Tensor:
-        """``[B, H, W, C]`` -> ``[B, H, W, C]``. Without autograd the part before ECA runs on row
-        strips (``map_in_row_strips``) so that its rC-wide hidden states exist for a strip at a
-        time: at 8192 x 8192 two of them over all tokens would take 1.6 GB."""
-        hidden = x.shape[0] * x.shape[2] * self.fc1.out_features
-        halo = self.dwconv.padding[0]
-        rows = max(vit.CHUNK_ELEMENTS // max(1, hidden), 4 * halo)
-        y = vit.map_in_row_strips(self._local_mixing, x, rows, halo)
+        """``[B, H, W, C]`` -> ``[B, H, W, C]``. In a low-memory call the part before ECA runs on
+        row strips (``map_in_row_strips``) so that its rC-wide hidden states exist for a strip at
+        a time: at 8192 x 8192 two of them over all tokens would take 1.6 GB."""
+        if self.low_memory():
+            hidden = x.shape[0] * x.shape[2] * self.fc1.out_features
+            halo = self.dwconv.padding[0]
+            rows = max(vit.CHUNK_ELEMENTS // max(1, hidden), 4 * halo)
+            y = vit.map_in_row_strips(self._local_mixing, x, rows, halo)
+        else:
+            y = self._local_mixing(x)
         if self.eca is None:
             return y
         # gated + y, not y + gated: the same sums without a third token-grid buffer

@@ -15,7 +15,6 @@ from torch import Tensor
 from mematte_d2.modeling import ROUTING_POLICY_REGISTRY, RoutingPolicy
 from mematte_d2.modeling.routing import (
     GumbelPolicy,
-    cap_tokens,
     ratio_to_count,
     top_margin_mask,
 )
@@ -38,8 +37,8 @@ class PerBlockRatio(GumbelPolicy):
 class RandomRouting(RoutingPolicy):
     """Lower bound for learned routing: every token goes to global attention with probability
     ``keep_ratio``, independently of the router, in training and at inference. A ratio given at
-    inference keeps a uniformly random ``ceil(ratio * N)`` tokens per image; ``max_tokens`` caps
-    the count by dropping random kept tokens. No budget loss (the expectation is exact).
+    inference keeps a uniformly random ``ceil(ratio * N)`` tokens per image (the encoder's token
+    cap then drops kept tokens by router margin). No budget loss (the expectation is exact).
 
     Training decisions add ``0 * p(global)`` so the router stays in the autograd graph with
     exactly zero gradients (DistributedDataParallel rejects parameters that get no gradient).
@@ -53,15 +52,11 @@ class RandomRouting(RoutingPolicy):
         hard = (self._scores(log_probs) < self.keep_ratio).to(log_probs.dtype)
         return hard + 0.0 * log_probs[..., 0].exp()
 
-    def eval_decisions(
-        self, log_probs: Tensor, keep_ratio: float | None = None, max_tokens: int | None = None
-    ) -> Tensor:
+    def eval_decisions(self, log_probs: Tensor, keep_ratio: float | None = None) -> Tensor:
         scores = self._scores(log_probs)
         if keep_ratio is None:
-            keep = scores < self.keep_ratio
-        else:
-            keep = top_margin_mask(-scores, ratio_to_count(keep_ratio, scores.shape[-1]))
-        return cap_tokens(keep, -scores, max_tokens)
+            return scores < self.keep_ratio
+        return top_margin_mask(-scores, ratio_to_count(keep_ratio, scores.shape[-1]))
 
     def loss(self, decisions: Tensor) -> Tensor:
         return decisions.new_zeros(())

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from ablation_tiny import tiny_encoder
 from routing_ablations import (
     DynamicViTRouter,
     GlobalRouter,
@@ -27,6 +28,7 @@ from mematte_d2.modeling.routing import (
     FixedTopK,
     LocalGlobalRouter,
     PerImageRatio,
+    RoutingBudget,
     ratio_to_count,
 )
 
@@ -166,8 +168,7 @@ def test_per_block_ratio_loss_is_zero_only_when_every_block_hits_its_ratio():
 def test_per_block_ratio_decides_like_the_core_gumbel_policies():
     lp = log_probs_from_margin(torch.randn(3, 40))
     policy, core = PerBlockRatio(0.25), BATR(0.25)
-    budgets = ({}, {"keep_ratio": 0.3}, {"max_tokens": 5}, {"keep_ratio": 0.5, "max_tokens": 7})
-    for options in budgets:
+    for options in ({}, {"keep_ratio": 0.3}, {"keep_ratio": 0.5}):
         assert torch.equal(policy.eval_decisions(lp, **options), core.eval_decisions(lp, **options))
     logits = torch.randn(3, 40, requires_grad=True)
     keep = policy.train_decisions(log_probs_from_margin(logits))
@@ -194,14 +195,16 @@ def test_random_routing_keeps_the_expected_share_regardless_of_scores():
     assert policy.loss(train[:, None]).item() == 0.0
 
 
-def test_random_routing_inference_ratio_and_cap():
+def test_random_routing_inference_ratio_and_the_encoder_s_cap():
     lp = log_probs_from_margin(torch.randn(3, 50))
     policy = RandomRouting(0.25)
     assert policy.eval_decisions(lp, keep_ratio=0.3).sum(-1).tolist() == [15] * 3
-    assert (policy.eval_decisions(lp, max_tokens=4).sum(-1) <= 4).all()
-    assert policy.eval_decisions(lp, keep_ratio=0.5, max_tokens=6).sum(-1).tolist() == [6] * 3
     first, second = policy.eval_decisions(lp, keep_ratio=0.5), policy.eval_decisions(lp, 0.5)
     assert not torch.equal(first, second)  # fresh draws, not the router's ranking
+    encoder = tiny_encoder(policy="RandomRouting").eval()
+    with torch.no_grad():
+        out = encoder(torch.randn(2, 4, 96, 96), RoutingBudget(keep_ratio=0.5, max_tokens=6))
+    assert out["routing"].flatten(2).sum(-1).tolist() == [[6, 6], [6, 6]]  # capped by the encoder
 
 
 @pytest.mark.parametrize("cls", [PerBlockRatio, RandomRouting])
