@@ -1,4 +1,5 @@
-"""MattingPredictor: equals the model's own tiled evaluation + clamping; input checks; weights."""
+"""MattingPredictor: equals the inference engine's tiled evaluation + clamping; input checks;
+weights."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from detectron2.config import instantiate
 from tiny_models import tiny_cfg
 
 from mematte_d2.checkpoint import CheckpointError
-from mematte_d2.inference import MattingPredictor
+from mematte_d2.inference import MattingInference, MattingPredictor
 from mematte_d2.utils.trimap import clamp_known_regions
 
 
@@ -26,23 +27,17 @@ def predictor():
     return MattingPredictor(tiny_cfg(), device="cpu", max_memory=None)
 
 
-def test_equals_model_tiled_evaluation_plus_clamping(predictor):
+def test_equals_engine_tiled_evaluation_plus_clamping(predictor):
     image, trimap = _sample()
     alpha = predictor(image, trimap, tile_size=64)
-    model = predictor.model
-    model.tile_size = 64
-    try:
-        inputs = {
-            "image": torch.from_numpy(image).permute(2, 0, 1).float(),
-            "trimap": torch.from_numpy(trimap)[None].float(),
-        }
-        with torch.no_grad():
-            raw = model([inputs])[0]["alpha"]
-    finally:
-        model.tile_size = 512
+    inputs = {
+        "image": torch.from_numpy(image).permute(2, 0, 1).float(),
+        "trimap": torch.from_numpy(trimap)[None].float(),
+    }
+    raw = MattingInference(predictor.model, tile_size=64)([inputs])[0]["alpha"]
     expected = clamp_known_regions(raw, inputs["trimap"])[0].numpy()
     assert alpha.dtype == np.float32 and alpha.shape == trimap.shape
-    np.testing.assert_allclose(alpha, expected, atol=1e-6)
+    np.testing.assert_array_equal(alpha, expected)
     assert (alpha[trimap == 0] == 0).all() and (alpha[trimap == 255] == 1).all()
     unknown = alpha[trimap == 128]
     assert 0 < unknown.min() and unknown.max() < 1
