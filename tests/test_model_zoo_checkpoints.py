@@ -178,3 +178,15 @@ def test_a_cache_path_that_is_a_file_is_named(tmp_path, monkeypatch):
     _entry(monkeypatch, "test-cache", (tmp_path / "w.pth").as_uri())
     with pytest.raises(zoo.ZooError, match=f"MEMATTE_CACHE={blocker} is not a folder"):
         zoo.resolve_weights("test-cache")
+
+
+def test_file_urls_are_read_like_local_paths(tmp_path):
+    from mematte_d2.checkpoint import load_state_dict
+
+    path = tmp_path / "a folder" / "w 1.pth"
+    path.parent.mkdir()
+    torch.save({"model": {"w": torch.arange(3.0)}}, path)
+    assert zoo.file_url_path(path.as_uri()) == str(path)  # "%20" decoded
+    assert load_state_dict(path.as_uri())["w"].tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(zoo.ZooError, match="must name a local file"):
+        zoo.file_url_path("file://server/share/w.pth")

@@ -181,12 +181,12 @@ def extract_state_dict(
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read `path` (file, model directory, a URL detectron2's PathManager can fetch, or a
-    model-zoo checkpoint name, fetched into the cache once) and return its flat state dict of
-    CPU tensors."""
-    from mematte_d2.model_zoo.checkpoints import resolve_weights
+    """Read `path` (file, model directory, a ``file://`` URL, a URL detectron2's PathManager can
+    fetch, or a model-zoo checkpoint name, fetched into the cache once) and return its flat
+    state dict of CPU tensors."""
+    from mematte_d2.model_zoo.checkpoints import file_url_path, resolve_weights
 
-    path = resolve_weights(path)
+    path = file_url_path(resolve_weights(path))
     if "://" in str(path):
         from detectron2.utils.file_io import PathManager
 

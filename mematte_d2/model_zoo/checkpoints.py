@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +185,18 @@ def resolve_weights(name_or_path: str | os.PathLike) -> str | os.PathLike:
     return target
 
 
+def file_url_path(name_or_path: str | os.PathLike) -> str | os.PathLike:
+    """The local path of a ``file://`` URL (``file:///a/b.pth`` -> ``/a/b.pth``, percent
+    escapes decoded); any other value unchanged."""
+    text = os.fspath(name_or_path)
+    if not text.lower().startswith("file://"):
+        return name_or_path
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.netloc not in ("", "localhost"):
+        raise ZooError(f"{text}: a file:// URL must name a local file (no host)")
+    return urllib.request.url2pathname(parsed.path)
+
+
 def describe_checkpoints() -> str:
     """The table of zoo checkpoints as Markdown (name, recipe, how it is fetched, link)."""
     lines = ["| Name | Recipe | Fetch | Link |", "|---|---|---|---|"]
@@ -192,4 +205,4 @@ def describe_checkpoints() -> str:
 
 
 __all__ = ["CHECKPOINTS", "ZooCheckpoint", "ZooError", "cache_dir", "describe_checkpoints",
-           "get_checkpoint_url", "register_checkpoint", "resolve_weights"]
+           "file_url_path", "get_checkpoint_url", "register_checkpoint", "resolve_weights"]
