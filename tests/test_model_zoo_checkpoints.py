@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from detectron2.config import instantiate
-from tiny_models import tiny_cfg
+from tiny_models import MEMATTE_CONFIG, tiny_cfg
 
 from mematte_d2 import model_zoo
 from mematte_d2.inference import MattingPredictor
@@ -171,13 +171,19 @@ def test_hugging_face_links_name_a_commit_where_the_hash_is_known():
             assert "/resolve/main/" not in entry.url, entry.name
 
 
-def test_a_cache_path_that_is_a_file_is_named(tmp_path, monkeypatch):
+def test_a_cache_path_that_is_a_file_is_named(tmp_path, monkeypatch, capsys):
+    from mematte_d2.cli.convert_checkpoint import main as convert_main
+
     blocker = tmp_path / "cache_file"
     blocker.write_text("not a folder")
     monkeypatch.setenv(zoo.CACHE_ENV, str(blocker))
     _entry(monkeypatch, "test-cache", (tmp_path / "w.pth").as_uri())
     with pytest.raises(zoo.ZooError, match=f"MEMATTE_CACHE={blocker} is not a folder"):
         zoo.resolve_weights("test-cache")
+    assert convert_main(["check", "test-cache", "--config-file", MEMATTE_CONFIG]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: MEMATTE_CACHE={blocker} is not a folder")
+    assert err.count("\n") == 1
 
 
 def test_file_urls_are_read_like_local_paths(tmp_path):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from mematte_d2.checkpoint.loading import CheckpointError
 from mematte_d2.utils.atomic import atomic_write
 
 CACHE_ENV = "MEMATTE_CACHE"
@@ -104,8 +105,9 @@ for _entry in (
     register_checkpoint(_entry)
 
 
-class ZooError(ValueError):
-    """A zoo checkpoint is unknown, cannot be downloaded here, or its download failed."""
+class ZooError(CheckpointError):
+    """A zoo checkpoint is unknown, cannot be downloaded here, or its download failed (a
+    CheckpointError, so every program reports it as a bad weights file)."""
 
 
 def cache_dir() -> Path:
