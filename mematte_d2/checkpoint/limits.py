@@ -61,12 +61,13 @@ def _entry_bytes(value: object) -> tuple[int, str | None]:
             return 0, f"a {value.layout} tensor"
         if overlaps(value.shape, value.stride()):
             return 0, (f"a tensor of shape {tuple(value.shape)} with strides "
-                       f"{tuple(value.stride())} overlaps itself (stride 0 or repeated elements)")
+                       f"{tuple(value.stride())}, which overlaps itself (stride 0 or repeated "
+                       "elements)")
         return value.numel() * value.element_size(), None
     if isinstance(value, np.ndarray):
         size = value.itemsize
         if overlaps(value.shape, (s // size if size else 0 for s in value.strides)):
-            return 0, f"an array of shape {value.shape} overlaps itself"
+            return 0, f"an array of shape {value.shape} that overlaps itself"
         return math.prod(value.shape) * size, None
     return 0, None
 
