@@ -4,6 +4,7 @@ initialisation); odd numpy dtypes give a message, not a traceback."""
 
 import re
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -28,6 +29,7 @@ from mematte_d2.checkpoint import (
 )
 from mematte_d2.checkpoint.limits import overlaps
 from mematte_d2.cli.convert_checkpoint import main as convert_main
+from mematte_d2.cli.predict import main as predict_main
 
 # name -> (writer, words of the reason)
 MEMORY_BOMBS = {
@@ -70,6 +72,12 @@ def test_hostile_batch_every_command_exits_2_with_one_message(tmp_path, capsys, 
     assert f"{path}: refused to load: " in capsys.readouterr().err
     assert not (tmp_path / "init.pth").exists()
     assert convert_main(["check", str(path), "--config-file", MEMATTE_CONFIG, *MEMATTE_OPTS]) == 2
+    assert reason in capsys.readouterr().err
+    image = tmp_path / "x.png"
+    cv2.imwrite(str(image), np.zeros((16, 16, 3), np.uint8))
+    assert predict_main(["--config-file", MEMATTE_CONFIG, "--input", str(image), "--trimap",
+                         str(image), "--output", str(tmp_path / "out"), "--weights", str(path),
+                         *MEMATTE_OPTS]) == 2
     assert reason in capsys.readouterr().err
 
 
