@@ -8,7 +8,12 @@ override dialect and refuse the same mistakes before any model is built:
   sits in), named with the keys known at that level;
 - a value of the wrong type for the value it replaces (``train.max_iter=abc``), or None
   (``None`` and ``null`` both spell it) where neither the config nor the target allows it;
-- a run setting out of its range (``train.checkpointer.period=0``), see :data:`TRAIN_LIMITS`.
+- a run setting out of its range (``train.checkpointer.period=0``), see :data:`TRAIN_LIMITS`;
+- anything but data: a ``_target_`` in the key or anywhere in the value (it would be called
+  when the model is built), an interpolation ``${...}`` (``${oc.env:VAR}`` would read the
+  environment), a sweep such as ``choice(1,2)``. Components are swapped by registry name
+  (``model.backbone.router=LocalRouter``), so overrides carry numbers, strings, booleans and
+  lists only. Config files are Python and trusted; overrides are not.
 
 Values follow hydra's override grammar: ``1``, ``0.5``, ``true``, ``'text'``, ``[1,2]``.
 """
@@ -79,6 +84,7 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """
     for text in overrides or ():
         key, raw, value = _parse(text)
+        _check_data_only(key, raw, value)
         parent, name = _parent_node(cfg, key)
         value = _checked_value(key, raw, value, _reference(parent, name))
         OmegaConf.update(cfg, key, value, merge=False)
@@ -101,6 +107,34 @@ def _parse(text: str) -> tuple[str, str, object]:
     except HydraException as e:
         raise ConfigError(f"override {text!r}: cannot read the value ({e})") from None
     return key, raw, value
+
+
+def _check_data_only(key: str, raw: str, value: object) -> None:
+    """Refuse an override that could run code or read the environment (see the module doc)."""
+    if "_target_" in key.split("."):
+        raise ConfigError(f"{key}={raw}: overrides cannot set _target_ (config files choose "
+                          "what is built; swap components by their registry name)")
+
+    def check(item: object) -> None:
+        if isinstance(item, dict):
+            for name, sub in item.items():
+                if name == "_target_":
+                    raise ConfigError(f"{key}={raw}: a _target_ in an override value is refused "
+                                      "(overrides carry data only)")
+                check(name)
+                check(sub)
+        elif isinstance(item, list):
+            for sub in item:
+                check(sub)
+        elif isinstance(item, str):
+            if "${" in item:
+                raise ConfigError(f"{key}={raw}: interpolations (${{...}}) are refused in "
+                                  "override values (overrides carry data only)")
+        elif item is not None and not isinstance(item, bool | int | float):
+            raise ConfigError(f"{key}={raw}: expected a plain value, got {type(item).__name__} "
+                              "(sweeps and functions are not supported)")
+
+    check(value)
 
 
 def _parent_node(cfg: DictConfig, key: str) -> tuple[DictConfig, str]:

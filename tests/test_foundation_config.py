@@ -157,3 +157,43 @@ def test_a_list_replaces_a_string_only_where_the_target_takes_a_sequence():
     assert list(cfg.dataloader.test.dataset) == ["synthetic_test", "other_test"]
     with pytest.raises(ConfigError, match="expected a string"):
         load_config(QUICK, ["train.output_dir=[a,b]"])
+
+
+# ------------------------------------------------------------------ overrides carry data only
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model={_target_:subprocess.run,args:[touch,x]}", "_target_ in an override value"),
+        ("model.decoder={_target_:builtins.print}", "_target_ in an override value"),
+        ("model.backbone.window_block_indexes=[0,{a:{_target_:os.system}}]", "_target_"),
+        ("model.decoder._target_=builtins.print", "overrides cannot set _target_"),
+        ("train.output_dir=${oc.env:HOME}", "interpolations"),
+        ("train.output_dir='${oc.env:HOME}'", "interpolations"),
+        ("train.output_dir=out/${oc.env:HOME}/x", "interpolations"),
+        ("train.output_dir=${train.max_iter}", "interpolations"),
+        ("train.max_iter=choice(1,2)", "sweeps"),
+    ],
+)
+def test_overrides_that_could_run_code_or_read_the_environment_are_refused(override, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(QUICK, [override])
+    assert str(info.value).startswith(override.split("=")[0] + "=")  # names the key
+
+
+@pytest.mark.parametrize("cli", ["predict", "convert_checkpoint"])
+def test_a_target_in_an_override_runs_nothing_and_exits_2(cli, tmp_path, capsys):
+    created = tmp_path / "created_by_override"
+    main, argv = _entry_points(tmp_path)[cli]
+    override = f"model={{_target_:subprocess.run,args:[touch,'{created}']}}"
+    assert _exit_code(main, argv + [override]) == 2
+    assert not created.exists()
+    err = capsys.readouterr().err.strip()
+    assert "model=" in err and "_target_" in err and "\n" not in err  # one line, key named
+
+
+def test_an_env_resolver_in_an_override_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MEMATTE_SECRET", "leaked")
+    main, argv = _entry_points(tmp_path)["predict"]
+    assert _exit_code(main, argv + ["model.backbone.router=${oc.env:MEMATTE_SECRET}"]) == 2
+    err = capsys.readouterr().err
+    assert "model.backbone.router" in err and "leaked" not in err

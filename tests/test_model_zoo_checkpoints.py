@@ -1,10 +1,12 @@
 """Zoo checkpoints: names resolve to cached files, downloads are atomic, Drive links explain."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from detectron2.config import instantiate
-from tiny_models import tiny_cfg
+from tiny_models import MEMATTE_CONFIG, tiny_cfg
 
 from mematte_d2 import model_zoo
 from mematte_d2.inference import MattingPredictor
@@ -93,3 +95,104 @@ def test_the_predictor_loads_weights_by_zoo_name(tmp_path, cache, monkeypatch):
     by_path = MattingPredictor(tiny_cfg(), str(published), device="cpu")(image, trimap)
     np.testing.assert_array_equal(by_name, by_path)
     assert (cache / "test-tiny.pth").is_file()
+
+
+# ---------------------------------------------------------------- integrity of downloads
+class _Server:
+    """A local HTTP server on 127.0.0.1 serving `body`, announcing `length` bytes."""
+
+    def __init__(self, body: bytes, length: int):
+        import http.server
+        import threading
+
+        body_, length_ = body, length
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(length_))
+                self.end_headers()
+                self.wfile.write(body_)  # then the connection closes, maybe early
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/weights.pth"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(body: bytes, length: int | None = None) -> str:
+        servers.append(_Server(body, len(body) if length is None else length))
+        return servers[-1].url
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_a_download_cut_short_is_not_cached(cache, monkeypatch, serve):
+    body = b"weights" * 5000
+    _entry(monkeypatch, "test-short", serve(body[:1000], length=len(body)))
+    with pytest.raises(zoo.ZooError, match=f"sent 1000 of {len(body)} bytes"):
+        zoo.resolve_weights("test-short")
+    assert not any(cache.iterdir())  # no partial file, no temporary file
+
+
+def test_the_sha256_of_a_download_is_checked(cache, monkeypatch, serve):
+    import hashlib
+
+    body = b"weights" * 5000
+    url = serve(body)
+    name = "test-sha"
+    entry = zoo.ZooCheckpoint(name, url, f"{name}.pth", "Composition-1K/vitmatte_s.py", "http",
+                              "a test", sha256=hashlib.sha256(b"other").hexdigest())
+    monkeypatch.setitem(zoo.CHECKPOINTS, name, entry)
+    with pytest.raises(zoo.ZooError, match="not the published file"):
+        zoo.resolve_weights(name)
+    assert not any(cache.iterdir())
+    monkeypatch.setitem(zoo.CHECKPOINTS, name,
+                        dataclasses.replace(entry, sha256=hashlib.sha256(body).hexdigest()))
+    assert zoo.resolve_weights(name).read_bytes() == body
+
+
+def test_hugging_face_links_name_a_commit_where_the_hash_is_known():
+    for entry in zoo.CHECKPOINTS.values():
+        if "huggingface.co" in entry.url and entry.sha256:
+            assert "/resolve/main/" not in entry.url, entry.name
+
+
+def test_a_cache_path_that_is_a_file_is_named(tmp_path, monkeypatch, capsys):
+    from mematte_d2.cli.convert_checkpoint import main as convert_main
+
+    blocker = tmp_path / "cache_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(zoo.CACHE_ENV, str(blocker))
+    _entry(monkeypatch, "test-cache", (tmp_path / "w.pth").as_uri())
+    with pytest.raises(zoo.ZooError, match=f"MEMATTE_CACHE={blocker} is not a folder"):
+        zoo.resolve_weights("test-cache")
+    assert convert_main(["check", "test-cache", "--config-file", MEMATTE_CONFIG]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: MEMATTE_CACHE={blocker} is not a folder")
+    assert err.count("\n") == 1
+
+
+def test_file_urls_are_read_like_local_paths(tmp_path):
+    from mematte_d2.checkpoint import load_state_dict
+
+    path = tmp_path / "a folder" / "w 1.pth"
+    path.parent.mkdir()
+    torch.save({"model": {"w": torch.arange(3.0)}}, path)
+    assert zoo.file_url_path(path.as_uri()) == str(path)  # "%20" decoded
+    assert load_state_dict(path.as_uri())["w"].tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(zoo.ZooError, match="must name a local file"):
+        zoo.file_url_path("file://server/share/w.pth")

@@ -6,15 +6,19 @@ numpy arrays, `.safetensors` files, and a Hugging Face model directory holding o
 No code in a weights file runs on load: PyTorch files are read with
 `torch.load(weights_only=True)`, `.pkl` files with an unpickler that admits only numpy arrays,
 numbers, strings and plain containers (`safe_pickle`), and a file asking for anything else is
-refused with an UnsafeCheckpointError.
+refused with an UnsafeCheckpointError. Nor may a file make the loader allocate far more than
+it holds (`limits`): overlapping tensors and entries sharing or repeating data are refused,
+and a zip checkpoint whose bytes do not match their CRCs is unreadable.
 """
 
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .limits import WeightsLimitError, budget, check_entries, check_zip
 from .safe_pickle import UnsafePickleError, load_pickle
 
 # File names looked up, in order, when a directory is given (Hugging Face / detectron2 outputs).
@@ -81,6 +85,12 @@ def read_torch_file(path: str | Path) -> object:
     """`torch.load(path, weights_only=True)` on the CPU, with clear errors naming the file."""
     path = Path(path)
     try:
+        check_zip(path)
+    except zipfile.BadZipFile as e:
+        raise UnreadableCheckpointError(f"{path}: not a readable PyTorch checkpoint: {e}") from None
+    except WeightsLimitError as e:
+        raise _refused(path, str(e)) from None
+    try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types (UnpicklingError, RuntimeError, EOFError)
         detail, refused = _weights_only_detail(str(e))
@@ -111,9 +121,16 @@ def _as_tensor(key: str, value: object, path: Path) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-        # a writable C-ordered copy; np.ascontiguousarray would turn 0-d arrays (BatchNorm's
-        # num_batches_tracked) into shape (1,)
-        return torch.from_numpy(np.array(value, order="C"))
+        # a writable C-ordered copy in native byte order; np.ascontiguousarray would turn 0-d
+        # arrays (BatchNorm's num_batches_tracked) into shape (1,)
+        native = np.array(value, dtype=value.dtype.newbyteorder("="), order="C")
+        try:
+            return torch.from_numpy(native)
+        except TypeError:  # float128 and the like: no torch dtype holds them
+            raise CheckpointError(
+                f"{path}: entry {key!r} is a numpy array of dtype {value.dtype}, which PyTorch "
+                "cannot hold"
+            ) from None
     kind = (
         f"numpy array of dtype {value.dtype}"
         if isinstance(value, np.ndarray)
@@ -124,8 +141,15 @@ def _as_tensor(key: str, value: object, path: Path) -> torch.Tensor:
     )
 
 
-def extract_state_dict(container: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """The flat name -> tensor mapping inside a loaded checkpoint container."""
+def extract_state_dict(
+    container: object, source: str = "checkpoint", limit: int | None = None
+) -> dict[str, torch.Tensor]:
+    """The flat name -> tensor mapping inside a loaded checkpoint container.
+
+    `limit` bounds the bytes all entries take (`limits.budget` of the file they came from);
+    an overlapping tensor or a larger total is refused (UnsafeCheckpointError) before any
+    entry is copied. An array under several keys becomes one tensor, not one copy per key.
+    """
     path = Path(source)
     if not isinstance(container, Mapping):
         raise CheckpointError(
@@ -138,7 +162,17 @@ def extract_state_dict(container: object, source: str = "checkpoint") -> dict[st
     odd_keys = [k for k in container if not isinstance(k, str)]
     if odd_keys:
         raise CheckpointError(f"{source}: key {odd_keys[0]!r} is not a parameter name")
-    state = {k: _as_tensor(k, v, path) for k, v in container.items() if not k.startswith("__")}
+    entries = [(k, v) for k, v in container.items() if not k.startswith("__")]
+    try:
+        check_entries(entries, limit)
+    except WeightsLimitError as e:
+        raise _refused(path, str(e)) from None
+    converted: dict[int, torch.Tensor] = {}
+    state = {}
+    for key, value in entries:
+        if id(value) not in converted:
+            converted[id(value)] = _as_tensor(key, value, path)
+        state[key] = converted[id(value)]
     if not state:
         raise CheckpointError(f"{source}: contains no tensors")
     if all(k.startswith("module.") for k in state):
@@ -147,15 +181,15 @@ def extract_state_dict(container: object, source: str = "checkpoint") -> dict[st
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read `path` (file, model directory, a URL detectron2's PathManager can fetch, or a
-    model-zoo checkpoint name, fetched into the cache once) and return its flat state dict of
-    CPU tensors."""
-    from mematte_d2.model_zoo.checkpoints import resolve_weights
+    """Read `path` (file, model directory, a ``file://`` URL, a URL detectron2's PathManager can
+    fetch, or a model-zoo checkpoint name, fetched into the cache once) and return its flat
+    state dict of CPU tensors."""
+    from mematte_d2.model_zoo.checkpoints import file_url_path, resolve_weights
 
-    path = resolve_weights(path)
+    path = file_url_path(resolve_weights(path))
     if "://" in str(path):
         from detectron2.utils.file_io import PathManager
 
         path = PathManager.get_local_path(str(path))
     resolved = _resolve(Path(path))
-    return extract_state_dict(_read_container(resolved), str(resolved))
+    return extract_state_dict(_read_container(resolved), str(resolved), budget(resolved))

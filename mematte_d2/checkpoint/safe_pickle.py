@@ -10,10 +10,16 @@ numpy's own reconstruction functions are not handed to the file either: called w
 arguments they can build object arrays from raw bytes (pointers chosen by the file). The names
 numpy pickles use are mapped to stand-ins here that accept only plain numeric dtypes and build
 each array from its bytes with `np.frombuffer`.
+
+Nor may a file make the stand-ins allocate more than it holds: the pickle memo lets one byte
+string stand for the data of thousands of arrays, so the bytes they build are counted and
+refused past twice the file's size (plus 1 MiB), before each allocation.
 """
 
 import collections
+import contextvars
 import math
+import os
 import pickle
 import re
 from pathlib import Path
@@ -29,6 +35,26 @@ _NUMERIC_SPEC = re.compile(r"[biufc]\d{1,2}")
 
 class UnsafePickleError(pickle.UnpicklingError):
     """The pickle asks for something outside the allowed numeric-array / container set."""
+
+
+# Bytes the stand-ins may still allocate in the load under way (None: no load running).
+_ALLOWANCE: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "safe_pickle_allowance", default=None
+)
+_SLACK_BYTES = 1 << 20
+
+
+def _spend(nbytes: int, what: str) -> None:
+    """Count `nbytes` about to be allocated against the allowance of the load under way."""
+    allowance = _ALLOWANCE.get()
+    if allowance is None:
+        return
+    allowance[0] -= nbytes
+    if allowance[0] < 0:
+        raise UnsafePickleError(
+            f"{what} would take the data it builds past twice the file's size: the file "
+            "repeats one buffer for many arrays"
+        )
 
 
 class _DtypeSpec:
@@ -54,8 +80,12 @@ class _DtypeSpec:
 
 def _as_bytes(data: object) -> bytes:
     if isinstance(data, str):  # Python 2 byte strings arrive decoded as Latin-1
+        _spend(len(data), "array data")
         return data.encode("latin1")
-    if isinstance(data, bytes | bytearray | pickle.PickleBuffer):
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, bytearray | pickle.PickleBuffer):
+        _spend(len(memoryview(data)), "array data")
         return bytes(data)
     raise UnsafePickleError(f"array data is a {type(data).__name__}, not bytes")
 
@@ -67,11 +97,13 @@ def _array(data: object, dtype: object, shape: object, fortran: bool) -> np.ndar
     if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
         raise UnsafePickleError(f"array shape {shape!r} is not a tuple of sizes")
     resolved = dtype.resolve()
+    nbytes = math.prod(shape) * resolved.itemsize
     raw = _as_bytes(data)
-    if len(raw) != math.prod(shape) * resolved.itemsize:
+    if len(raw) != nbytes:
         raise UnsafePickleError(
             f"array of shape {shape} and dtype {resolved} with {len(raw)} bytes of data"
         )
+    _spend(nbytes, f"an array of shape {shape}")
     flat = np.frombuffer(raw, dtype=resolved)
     return flat.reshape(shape, order="F" if fortran else "C").copy(order="K")
 
@@ -113,6 +145,7 @@ def _latin1_encode(text: object, encoding: str = "latin1") -> bytes:
     name = str(encoding).lower().replace("-", "").replace("_", "")
     if name not in ("latin1", "iso88591") or not isinstance(text, str):
         raise UnsafePickleError(f"bytes encoded as {encoding!r} (only latin1 is allowed)")
+    _spend(len(text), "a byte string")
     return text.encode("latin1")
 
 
@@ -177,9 +210,25 @@ def load_pickle(file: BinaryIO | str | Path) -> object:
     """Unpickle a `.pkl` weights file (path or open binary file) allowing only data.
 
     Python 2 strings are decoded as Latin-1, as detectron2 does for its model zoo files.
-    Raises UnsafePickleError for anything that would call other code.
+    Raises UnsafePickleError for anything that would call other code, or build more than
+    twice the file's size (plus 1 MiB) of arrays and byte strings.
     """
     if isinstance(file, str | Path):
         with open(file, "rb") as f:
             return load_pickle(f)
-    return _finish(_NumpyOnlyUnpickler(file, encoding="latin1").load(), {})
+    token = _ALLOWANCE.set([2 * _remaining_size(file) + _SLACK_BYTES])
+    try:
+        return _finish(_NumpyOnlyUnpickler(file, encoding="latin1").load(), {})
+    finally:
+        _ALLOWANCE.reset(token)
+
+
+def _remaining_size(file: BinaryIO) -> int:
+    """Bytes from the current position to the end of `file` (its size for a fresh file)."""
+    try:
+        return os.fstat(file.fileno()).st_size - file.tell()
+    except (AttributeError, OSError, ValueError):  # BytesIO and other in-memory files
+        start = file.tell()
+        end = file.seek(0, os.SEEK_END)
+        file.seek(start)
+        return end - start

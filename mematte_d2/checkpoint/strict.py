@@ -14,6 +14,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from mematte_d2.utils.atomic import atomic_write, atomic_write_bytes
 
 from .compare import compare_state_dicts
+from .limits import budget
 from .loading import (
     CheckpointError,
     UnreadableCheckpointError,
@@ -65,7 +66,7 @@ class StrictCheckpointer(DetectionCheckpointer):
             )
         else:
             checkpoint = super()._load_file(filename)  # calls _torch_load
-        checkpoint["model"] = extract_state_dict(checkpoint["model"], filename)
+        checkpoint["model"] = extract_state_dict(checkpoint["model"], filename, budget(filename))
         return checkpoint
 
     def _torch_load(self, f: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 argparse types and one-line descriptions of per-file failures."""
 
 import argparse
+import os
 from collections.abc import Callable
 
 
@@ -32,3 +33,15 @@ def describe_error(e: BaseException) -> str:
     """An error as one line; unexpected kinds keep their type name."""
     expected = (ValueError, TypeError, OSError, MemoryError)
     return str(e) if isinstance(e, expected) and str(e) else f"{type(e).__name__}: {e}"
+
+
+def check_weights_option(text: str) -> None:
+    """Raise FileNotFoundError naming ``--weights`` unless `text` is a model-zoo name, a
+    remote URL or an existing file or folder (``file://`` URLs are read like local paths)."""
+    from mematte_d2.model_zoo.checkpoints import CHECKPOINTS, file_url_path
+
+    if text in CHECKPOINTS or ("://" in text and not text.lower().startswith("file://")):
+        return
+    if not os.path.exists(file_url_path(text)):
+        raise FileNotFoundError(f"--weights {text}: no such file (nor a model-zoo name: "
+                                f"{', '.join(CHECKPOINTS)})")

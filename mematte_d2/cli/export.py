@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 1)[1],
     )
     p.add_argument("--config-file", required=True, help="LazyConfig file with a `model` node")
-    p.add_argument("--weights", help="checkpoint to load (default: the config's initialisation)")
+    p.add_argument("--weights", help="checkpoint file, file:// URL or model-zoo name to load "
+                   "(default: the config's initialisation)")
     p.add_argument("--format", choices=FORMATS, default="onnx", help="export format")
     p.add_argument("--output", required=True, help="file to write, e.g. mematte_s.onnx")
     p.add_argument("--max-tokens", type=int, help="tokens each routed block keeps per image")
@@ -41,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(args: argparse.Namespace) -> None:
     """Raise a ValueError / FileNotFoundError naming the bad option (before any model work)."""
+    from mematte_d2.cli.common import check_weights_option
     from mematte_d2.export.graph import check_budget
+    from mematte_d2.export.onnx_export import require
 
     try:
         check_budget(args.max_tokens, args.keep_ratio)
@@ -49,8 +52,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--max-tokens / --keep-ratio: {e}") from None
     if not Path(args.config_file).is_file():
         raise FileNotFoundError(f"--config-file {args.config_file}: no such file")
-    if args.weights and not Path(args.weights).is_file():
-        raise FileNotFoundError(f"--weights {args.weights}: no such file")
+    if args.weights:
+        check_weights_option(args.weights)
     output = Path(args.output)
     if output.is_dir():
         raise ValueError(f"--output {output} is a directory; give a file name")
@@ -60,13 +63,16 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--benchmark sizes must be positive, got {args.benchmark}")
     if args.repeats < 1 or args.threads < 1:
         raise ValueError("--repeats and --threads must be at least 1")
+    require("onnx", "--format onnx")
+    if args.benchmark:
+        require("onnxruntime", "--benchmark")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_args(args)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -82,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config_file, args.opts)
         predictor = MattingPredictor(cfg, args.weights, device="cpu", max_memory=None)
         path = export_onnx(predictor.model, args.output, args.max_tokens, args.keep_ratio)
-    except (CheckpointError, ConfigError, FileNotFoundError, ValueError, TypeError,
-            KeyError) as e:
+    except (CheckpointError, ConfigError, OSError, ValueError, TypeError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     budget = (f"--max-tokens {args.max_tokens}" if args.max_tokens is not None

@@ -12,10 +12,16 @@ threshold of the eager code, so the graph processes whole tensors.
 
 The graph: inputs ``image`` float32 ``[1, 3, H, W]`` (RGB, 0-255) and ``trimap`` float32
 ``[1, 1, H, W]`` (0 / 128 / 255), output ``alpha`` float32 ``[1, 1, H, W]``; H and W dynamic.
+
+The file is written through the project's atomic writer: a symbolic link at the output is
+replaced, never followed, and an earlier export stays whole until the new one is complete.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -23,8 +29,11 @@ import numpy as np
 import torch
 
 from mematte_d2.modeling import MEMatte
+from mematte_d2.utils.atomic import atomic_write
 
 from .graph import FixedBudgetMatting
+
+logger = logging.getLogger(__name__)
 
 INPUT_NAMES = ("image", "trimap")
 OUTPUT_NAME = "alpha"
@@ -44,6 +53,26 @@ def example_inputs(height: int, width: int, seed: int = 0) -> tuple[torch.Tensor
     return image, trimap
 
 
+def require(module: str, purpose: str) -> None:
+    """Raise an ImportError naming the ``export`` extra when `module` is not installed."""
+    if importlib.util.find_spec(module) is None:
+        raise ImportError(f"{purpose} needs the {module} package, which is not installed: "
+                          "pip install mematte_d2[export]")
+
+
+def _on_cpu(model: MEMatte) -> MEMatte:
+    """`model` itself when its parameters are on the CPU, else a CPU copy (logged): the trace
+    runs on CPU example inputs, and moving the caller's model would change it under them."""
+    devices = {p.device for p in model.parameters()} | {b.device for b in model.buffers()}
+    if devices <= {torch.device("cpu")}:
+        return model
+    import copy
+
+    logger.info("Exporting a CPU copy of the model (its weights are on %s)",
+                ", ".join(sorted(map(str, devices))))
+    return copy.deepcopy(model).cpu()
+
+
 def export_onnx(
     model: MEMatte,
     output: str | Path,
@@ -51,10 +80,16 @@ def export_onnx(
     keep_ratio: float | None = None,
     opset_version: int = OPSET_VERSION,
 ) -> Path:
-    """Write ``model`` (eval mode, on the CPU) with a fixed token budget to ``output``."""
-    graph = FixedBudgetMatting(model, max_tokens=max_tokens, keep_ratio=keep_ratio).eval()
+    """Write ``model`` with a fixed token budget to ``output`` (atomically).
+
+    The export runs on the CPU: a model on another device is copied there first (logged).
+    """
+    require("onnx", "ONNX export")
+    graph = FixedBudgetMatting(_on_cpu(model), max_tokens=max_tokens,
+                               keep_ratio=keep_ratio).eval()
     axes = {2: "height", 3: "width"}
     output = Path(output)
+    buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         # Shape checks of the modeling code become constants (see the module docstring); the
         # exporter's deprecation notices are about itself (see the README, Export).
@@ -63,23 +98,24 @@ def export_onnx(
         torch.onnx.export(
             graph,
             example_inputs(*EXAMPLE_SIZE),
-            str(output),
+            buffer,
             dynamo=False,
             input_names=list(INPUT_NAMES),
             output_names=[OUTPUT_NAME],
             opset_version=opset_version,
             dynamic_axes={name: axes for name in (*INPUT_NAMES, OUTPUT_NAME)},
         )
-    _declare_output_shape(output)
+    serialized = _declare_output_shape(buffer.getvalue())
+    atomic_write(output, lambda f: f.write(serialized))
     return output
 
 
-def _declare_output_shape(path: Path) -> None:
-    """Write ``alpha``'s full shape [1, 1, height, width] into the file (the exporter's shape
+def _declare_output_shape(serialized: bytes) -> bytes:
+    """The model with ``alpha``'s full shape [1, 1, height, width] (the exporter's shape
     inference loses the batch size on the way through top-k, gather and scatter)."""
     import onnx
 
-    model = onnx.load(str(path))
+    model = onnx.load_from_string(serialized)
     dims = next(v for v in model.graph.output if v.name == OUTPUT_NAME).type.tensor_type.shape.dim
     for dim, size in zip(dims, (1, 1, "height", "width")):
         if isinstance(size, int):
@@ -87,11 +123,12 @@ def _declare_output_shape(path: Path) -> None:
         else:
             dim.dim_param = size
     onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+    return model.SerializeToString()
 
 
 def onnx_session(path: str | Path, threads: int | None = None):
     """An onnxruntime CPU inference session of an exported model (``threads``: intra-op)."""
+    require("onnxruntime", "Running an exported model")
     import onnxruntime as ort
 
     options = ort.SessionOptions()

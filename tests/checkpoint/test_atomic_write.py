@@ -83,3 +83,36 @@ def test_writer_that_hides_the_disk_error_still_reports_it(tmp_path):
     assert not target.exists() and _leftovers(tmp_path) == []
     atomic_write(target, lambda f: torch.save({"w": torch.ones(3)}, f))
     assert torch.equal(torch.load(target, weights_only=True)["w"], torch.ones(3))
+
+
+@pytest.mark.integration
+def test_a_killed_writers_temp_file_is_removed_by_the_next_write_to_its_folder(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mematte_d2.utils.atomic import STALE_SECONDS
+
+    code = ("import sys, time; from mematte_d2.utils.atomic import atomic_write; "
+            "atomic_write(sys.argv[1], lambda f: (f.write(b'partial'), f.flush(), "
+            "print('writing', flush=True), time.sleep(60)))")
+    writer = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "model.pth")],
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline() == "writing\n"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    (killed,) = _leftovers(tmp_path)
+    assert f".model.pth.{writer.pid}." in killed
+
+    old = time.time() - STALE_SECONDS - 60
+    fresh_dead = tmp_path / f".other.pth.{writer.pid}.0123abcd.tmp"  # a kill just now
+    alive = tmp_path / f".busy.pth.{os.getpid()}.0123abcd.tmp"  # a writer still running
+    not_ours = tmp_path / ".notes.tmp"
+    for path in (fresh_dead, alive, not_ours):
+        path.write_bytes(b"x")
+    for path in (tmp_path / killed, alive, not_ours):
+        os.utime(path, (old, old))
+
+    atomic_write_bytes(tmp_path / "next.bin", b"ok")
+    assert _leftovers(tmp_path) == sorted([fresh_dead.name, alive.name, not_ours.name])

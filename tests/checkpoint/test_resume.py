@@ -9,6 +9,7 @@ import shutil
 import pytest
 import torch
 from ckpt_tiny import ckpt_cfg
+from hostile_weights import flip_tensor_bytes
 
 from mematte_d2.checkpoint import CheckpointError, prune_checkpoints
 from mematte_d2.engine import MattingTrainer
@@ -61,6 +62,7 @@ BREAKAGES = {
     "truncated": (_truncate, "not a PyTorch checkpoint"),
     "empty": (lambda p: p.write_bytes(b""), "the file is empty or cut short"),
     "missing": (lambda p: p.unlink(), "no such file"),
+    "64 flipped bytes in a tensor": (flip_tensor_bytes, "does not match its CRC"),
     "weights only": (
         lambda p: torch.save({"model": torch.load(p, weights_only=True)["model"]}, p),
         "holds no trainer state",

@@ -132,3 +132,37 @@ def test_latency_comparison_runs_both_runtimes(exported, predictor):
     assert rows[0].eager_seconds > 0 and rows[0].onnx_seconds > 0
     assert rows[0].max_abs_diff < 1e-3
     assert latency_markdown(rows).splitlines()[2].startswith("| 70x70 | ")
+
+
+def test_a_model_on_another_device_is_exported_from_a_cpu_copy(monkeypatch, caplog):
+    """Issue 26 fault 7: the trace's example inputs are on the CPU, so a CUDA model is copied
+    there first. "meta" stands for CUDA here: any device that is not the CPU."""
+    import logging
+
+    from torch import nn
+
+    from mematte_d2.export import onnx_export
+
+    model = nn.Sequential(nn.Linear(2, 2))
+    reference = {k: v.clone() for k, v in model.state_dict().items()}
+    model.to("meta")
+
+    def to_cpu(self):  # meta tensors hold no data: the copy takes the reference weights
+        self.to_empty(device="cpu")
+        self.load_state_dict(reference)
+        return self
+
+    monkeypatch.setattr(nn.Module, "cpu", to_cpu)
+    logger = logging.getLogger(onnx_export.__name__)
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger=logger.name):
+            on_cpu = onnx_export._on_cpu(model)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert on_cpu is not model and next(model.parameters()).device.type == "meta"
+    assert all(p.device.type == "cpu" for p in on_cpu.parameters())
+    assert torch.equal(on_cpu[0].weight, reference["0.weight"])
+    assert "its weights are on meta" in caplog.text
+    cpu_model = nn.Linear(2, 2)
+    assert onnx_export._on_cpu(cpu_model) is cpu_model
