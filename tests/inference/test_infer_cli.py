@@ -172,9 +172,9 @@ def test_mixed_batch_processes_every_good_file_and_names_each_bad_one(tmp_path, 
     bad["labels.png"] = "uint8 with values only in 0-2"
     cv2.imwrite(str(src / "soft.png"), np.zeros((20, 20, 3), np.uint8))
     soft = _trimap(20, 20)
-    soft[10, 10] = 127
+    soft[10, 10] = 127  # snapped to unknown by default
     cv2.imwrite(str(tri / "soft.png"), soft)
-    bad["soft.png"] = "values other than 0 / 128 / 255 (127 in 1 pixels)"
+    good["soft"] = (20, 20)
     with_nan = np.full((20, 20, 3), 0.5, np.float32)
     with_nan[3, 4, 1] = np.nan
     cv2.imwrite(str(src / "nan.tif"), with_nan)
