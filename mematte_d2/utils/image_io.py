@@ -204,6 +204,9 @@ def _read_unchanged(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarra
         raise ImageReadError(f"{path}: not a readable image (corrupt or unsupported format)")
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 2, 3, 4)):
         raise ImageReadError(f"{path}: unsupported image layout of shape {img.shape}")
+    if img.dtype not in (np.uint8, np.uint16) and not np.issubdtype(img.dtype, np.floating):
+        raise ImageReadError(f"{path}: {img.dtype} samples, whose scale is unknown; images are "
+                             "read as 8 or 16-bit unsigned (0-255 / 0-65535) or float (0-1)")
     _check_pixels(path, img.shape[1], img.shape[0], max_pixels)
     _check_value_range(path, img)
     return apply_orientation(img, orientation)

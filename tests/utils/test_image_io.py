@@ -152,3 +152,10 @@ def test_tiff_orientation_of_gray_layouts(tmp_path, mode, orientation):
     if orientation > 1:
         shown = shown.transpose(DISPLAYED[orientation])
     np.testing.assert_array_equal(read_plane(path), np.asarray(shown))
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_samples_of_unknown_scale_are_refused_naming_the_file(tmp_path, reader):
+    Image.fromarray(np.full((4, 6), 128, np.int32)).save(tmp_path / "t.tif")
+    with pytest.raises(ImageReadError, match=r"t.tif: int32 samples, whose scale is unknown"):
+        reader(tmp_path / "t.tif")
