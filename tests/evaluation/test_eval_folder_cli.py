@@ -269,7 +269,7 @@ def test_unwritable_output_is_found_before_any_image_is_read(tmp_path):
     assert proc.stderr == f"error: --output {locked}: cannot write there (Permission denied)\n"
 
 
-def test_full_disk_message_is_the_one_the_readme_quotes(tmp_path, capsys):
+def test_full_disk_message_is_the_one_the_docs_quote(tmp_path, capsys):
     _three_folders(tmp_path, "x")
     with file_size_limit(64):
         assert run(tmp_path, "--output", str(tmp_path / "out")) == 2
@@ -277,8 +277,8 @@ def test_full_disk_message_is_the_one_the_readme_quotes(tmp_path, capsys):
     csv_path = tmp_path / "out" / "matting_per_image.csv"
     assert f"\nerror: cannot write {csv_path}: File too large\n" in err and "Errno" not in err
     assert leftovers(tmp_path / "out") == []
-    readme = (REPO / "README.md").read_text()
-    assert "`error: cannot write out/matting_per_image.csv: No space left on device`" in readme
+    safety = (REPO / "docs" / "safety.md").read_text()
+    assert "`error: cannot write out/matting_per_image.csv: No space left on device`" in safety
 
 
 def test_int32_trimap_is_refused_naming_the_file(tmp_path, capsys):
