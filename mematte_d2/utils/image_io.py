@@ -31,7 +31,7 @@ _SIGNATURES = {
     "BMP": (b"BM",),
     "TIFF": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
 }
-_TIFF_WIDTH, _TIFF_HEIGHT = 256, 257
+_TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH = 256, 257, 322, 323
 _TIFF_INTEGER_TYPES = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8 (BigTIFF)
 
 # Pillow's own decompression-bomb limit would refuse (or warn) before ours is applied; it is
@@ -58,11 +58,12 @@ def _sniff_format(head: bytes) -> str | None:
     return None
 
 
-def _tiff_size(path: Path, head: bytes) -> tuple[int, int]:
+def _tiff_size(path: Path, head: bytes, max_pixels: int) -> tuple[int, int]:
     """(width, height) of a TIFF's first directory, the page OpenCV decodes.
 
     Read here rather than with Pillow, which cannot open some layouts OpenCV decodes (such as
-    3-channel float), so that every TIFF is measured before decoding.
+    3-channel float), so that every TIFF is measured before decoding. OpenCV allocates a
+    buffer per tile, so tiles of more than `max_pixels` are refused as well.
     """
     order = "<" if head[:2] == b"II" else ">"
     big = head[2:4] in (b"+\x00", b"\x00+")
@@ -80,11 +81,19 @@ def _tiff_size(path: Path, head: bytes) -> tuple[int, int]:
     for start in range(0, len(entries) - entry_size + 1, entry_size):
         tag, kind = struct.unpack(order + "HH", entries[start:start + 4])
         value = entries[start + (12 if big else 8):start + entry_size]
-        if tag in (_TIFF_WIDTH, _TIFF_HEIGHT) and kind in _TIFF_INTEGER_TYPES:
+        if tag in (_TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH) and (
+            kind in _TIFF_INTEGER_TYPES
+        ):
             code = order + _TIFF_INTEGER_TYPES[kind]
             size[tag] = struct.unpack(code, value[:struct.calcsize(code)])[0]
-    if len(size) < 2:
+    if _TIFF_WIDTH not in size or _TIFF_HEIGHT not in size:
         raise ImageReadError(f"{path}: not a readable image (TIFF without image width and length)")
+    tile = size.get(_TIFF_TILE_WIDTH, 0), size.get(_TIFF_TILE_LENGTH, 0)
+    if tile[0] * tile[1] > max_pixels:
+        raise ImageReadError(
+            f"{path}: TIFF tiles of {tile[0]}x{tile[1]} = {tile[0] * tile[1]:,} pixels, more "
+            f"than the limit of max_pixels={max_pixels:,}"
+        )
     return size[_TIFF_WIDTH], size[_TIFF_HEIGHT]
 
 
@@ -110,7 +119,7 @@ def _png_orientation(path: Path) -> int:
     return 1
 
 
-def _read_header(path: Path) -> tuple[int, int, int]:
+def _read_header(path: Path, max_pixels: int) -> tuple[int, int, int]:
     """(width, height, EXIF orientation 1-8 still to apply) from the file's header.
 
     No pixel is decoded. Files in a format whose header is not read here are refused: OpenCV
@@ -125,7 +134,7 @@ def _read_header(path: Path) -> tuple[int, int, int]:
             "whatever its name; other formats are refused as their size is not checked)"
         )
     if fmt == "TIFF":  # OpenCV's TIFF decoder applies the Orientation tag itself
-        return (*_tiff_size(path, head), 1)
+        return (*_tiff_size(path, head, max_pixels), 1)
     with _PILLOW_LIMIT_LOCK:
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
@@ -192,7 +201,7 @@ def _read_unchanged(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarra
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
-    width, height, orientation = _read_header(path)
+    width, height, orientation = _read_header(path, max_pixels)
     _check_pixels(path, width, height, max_pixels)
     data = np.fromfile(str(path), dtype=np.uint8)
     try:

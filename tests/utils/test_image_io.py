@@ -68,6 +68,14 @@ def test_tiff_size_is_read_before_decoding_layouts_pillow_cannot_open(
         reader(path, max_pixels=1000)
 
 
+def test_tiff_tiles_larger_than_the_limit_are_refused_before_decoding(tmp_path, no_decoding):
+    # 16 x 16 pixels in one 8192 x 8192 tile: OpenCV would allocate the tile (768 MB)
+    (tmp_path / "tiled.tif").write_bytes(tiff_header_only(16, 16, tile=8192))
+    with pytest.raises(ImageReadError, match=r"tiled.tif: TIFF tiles of 8192x8192 = 67,108,864 "
+                                             r"pixels, more than the limit of max_pixels=1,000"):
+        read_image(tmp_path / "tiled.tif", max_pixels=1000)
+
+
 def test_float_rgb_tiff_within_the_limit_is_read(tmp_path):
     rgb = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32)
     cv2.imwrite(str(tmp_path / "f.tif"), rgb[:, :, ::-1])
