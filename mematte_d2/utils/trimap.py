@@ -71,8 +71,8 @@ def trimap_codes(trimap: np.ndarray, snap: bool = True) -> np.ndarray:
     if stray:
         raise ValueError(
             f"trimap has values other than 0 / 128 / 255 ({stray}); snap it to these codes "
-            "(< 85 background, >= 170 foreground, else unknown: snap_trimap, as predict "
-            "does without --strict-trimap)"
+            "(< 85 background, >= 170 foreground, else unknown), as predict does unless "
+            "--strict-trimap and evaluate_folder with --snap-trimap"
         )
     return codes
 
@@ -110,11 +110,10 @@ def _check_not_labels(codes: np.ndarray) -> None:
     label map they are the unknown and foreground regions, whatever few other values (a
     stroke of 255) it also holds.
     """
-    counts = np.bincount(codes.ravel(), minlength=256)
-    labels = int(counts[1] + counts[2])
-    other = int(codes.size - counts[0] - labels)
+    zeros, low = np.count_nonzero(codes == 0), np.count_nonzero(codes <= 2)  # no int64 copy
+    labels, other = low - zeros, codes.size - low
     if labels > other:
-        top = 2 if counts[2] else 1
+        top = 2 if (codes == 2).any() else 1
         found = f"only in 0-{top}" if not other else (
             f"mostly in 0-{top} ({labels} pixels of 1 or 2, {other} of other values)"
         )
