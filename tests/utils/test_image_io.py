@@ -167,3 +167,11 @@ def test_samples_of_unknown_scale_are_refused_naming_the_file(tmp_path, reader):
     Image.fromarray(np.full((4, 6), 128, np.int32)).save(tmp_path / "t.tif")
     with pytest.raises(ImageReadError, match=r"t.tif: int32 samples, whose scale is unknown"):
         reader(tmp_path / "t.tif")
+
+
+@pytest.mark.parametrize("ext", [".bmp", ".png", ".tif", ".webp"])
+def test_each_decoded_format_reads_under_any_name(tmp_path, ext):
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 9, 3), dtype=np.uint8)
+    ok, data = cv2.imencode(ext, rgb[:, :, ::-1], [cv2.IMWRITE_WEBP_QUALITY, 101])
+    (tmp_path / "picture.jpg").write_bytes(data.tobytes())  # the name says JPEG: ignored
+    np.testing.assert_array_equal(read_image(tmp_path / "picture.jpg"), rgb)
