@@ -31,6 +31,8 @@ def checked(convert: Callable, check: Callable) -> Callable:
 
 def describe_error(e: BaseException) -> str:
     """An error as one line; unexpected kinds keep their type name."""
+    if isinstance(e, OSError) and e.strerror and e.filename is None:
+        return e.strerror  # "cannot write PATH: CAUSE" (atomic_write), without "[Errno N]"
     expected = (ValueError, TypeError, OSError, MemoryError)
     return str(e) if isinstance(e, expected) and str(e) else f"{type(e).__name__}: {e}"
 

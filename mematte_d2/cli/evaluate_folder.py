@@ -8,13 +8,16 @@ Files are matched by stem to the ground-truth alphas (a prediction may also be n
 files; 16-bit and float rounded to 8; float outside [0, 1], 16-bit holding only 0-255 and
 NaN refused). Ground truth whose prediction or trimap is missing, unreadable, of another size
 or fails in any other way is listed and skipped; the exit code is then 1 (2 for a bad command
-line, checked before any file is read). Results are written to a temporary file then renamed.
+line or an --output that cannot be written, checked before any file is read). Results are
+written to a temporary file then renamed. File names that are not valid UTF-8 are written and
+printed with their undecodable bytes as \\xNN, so one such name never loses the results.
 """
 
 import argparse
 import io
 import math
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -53,12 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def printable(text: str) -> str:
+    """`text` with the undecodable bytes of file names (surrogate escapes) as \\xNN, so that
+    any UTF-8 file or stream can hold it."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # surrogates no file name decodes to
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _say(text: str, file=None) -> None:
+    print(printable(text), file=file or sys.stdout)
+
+
 @contextmanager
 def _atomic_text(path, mode: str = "w"):
     """A text file for write_csv / write_json that appears at `path` only once complete."""
     buffer = io.StringIO()
     yield buffer
-    atomic_write(path, lambda f: f.write(buffer.getvalue().encode()))
+    atomic_write(path, lambda f: f.write(printable(buffer.getvalue()).encode()))
 
 
 def _output_paths(output: str) -> tuple[Path, Path | None]:
@@ -73,6 +89,11 @@ def _output_paths(output: str) -> tuple[Path, Path | None]:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"--output {output}: cannot create {folder} ({e.strerror or e})") from e
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ValueError(f"--output {output}: cannot write there ({e.strerror or e})") from e
     if out.suffix.lower() == ".csv":
         return out, None
     return out / CSV_NAME, out / JSON_NAME
@@ -83,9 +104,9 @@ def _write_outputs(paths, records: list[dict], summary: dict, args, skipped) -> 
     write_csv(csv_path, records, _atomic_text)
     if json_path is not None:
         write_json(
-            json_path, summary, _atomic_text, region=args.region, pred=args.pred,
-            alpha=args.alpha, trimap=args.trimap,
-            skipped={stem: reason for stem, reason in skipped},
+            json_path, summary, _atomic_text, region=args.region, pred=printable(args.pred),
+            alpha=printable(args.alpha), trimap=printable(args.trimap),
+            skipped={printable(stem): printable(reason) for stem, reason in skipped},
         )
 
 
@@ -95,10 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         items, unclaimed = match_folders(Path(args.pred), Path(args.alpha), Path(args.trimap))
         paths = _output_paths(args.output) if args.output else None
     except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        _say(f"error: {e}", sys.stderr)
         return 2
     if not items:
-        print(f"error: --alpha {args.alpha}: no ground-truth image files", file=sys.stderr)
+        _say(f"error: --alpha {args.alpha}: no ground-truth image files", sys.stderr)
         return 2
 
     skipped = [(item.stem, item.error) for item in items if item.error]
@@ -119,18 +140,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             _write_outputs(paths, records, summary, args, skipped)
         except OSError as e:
-            print(f"error: --output {args.output}: {e}", file=sys.stderr)
+            _say(f"error: {describe_error(e)}", sys.stderr)
             return 2
     print(f"{len(records)} of {len(items)} images evaluated ({args.region} region)")
     if records:
         print(format_table(summary))
     if unclaimed:
         names = ", ".join(p.name for p in unclaimed)
-        print(f"note: {len(unclaimed)} predictions have no ground truth: {names}")
+        _say(f"note: {len(unclaimed)} predictions have no ground truth: {names}")
     if skipped:
         print(f"{len(skipped)} skipped:", file=sys.stderr)
         for stem, reason in skipped:
-            print(f"  {stem}: {reason}", file=sys.stderr)
+            _say(f"  {stem}: {reason}", sys.stderr)
         return 1
     return 0
 

@@ -5,13 +5,15 @@
 
 Instead of trimaps, --mask DIR (or a file, or "alpha" for each RGBA input's own alpha channel)
 gives coarse masks from which a trimap is derived (mematte_d2.utils.trimap_from_mask).
+Trimap values other than 0 / 128 / 255 (anti-aliased drawing) are snapped to these codes, one
+line per file saying how many pixels; --strict-trimap refuses such trimaps instead.
 
 Writes <stem>_alpha.png (8-bit, or 16-bit with --alpha-16bit), and on request
 <stem>_trimap.png (the trimap used), <stem>_cutout.png (RGBA with estimated foreground
 colours), <stem>_composite.png and <stem>_routing.png, each written to a temporary file then
 renamed (never through a symbolic link). An image that fails for any reason (unreadable,
-above --max-pixels, trimap or mask missing, of another size, trimap not 0/128/255 without
---snap-trimap, non-finite prediction, a write error) is reported by name and the others are
+above --max-pixels, trimap or mask missing, of another size, trimap not 0/128/255 with
+--strict-trimap, non-finite prediction, a write error) is reported by name and the others are
 processed; the exit code is then 1. Bad options, configuration or weights stop the command
 before any image is read, with exit code 2.
 """
@@ -54,12 +56,13 @@ from mematte_d2.utils.image_io import (
     to_uint8,
     write_png,
 )
-from mematte_d2.utils.trimap import trimap_codes
+from mematte_d2.utils.trimap import codes_on_255_scale, snap_trimap, trimap_codes
 from mematte_d2.utils.trimap_from_mask import (
     DEFAULT_BAND_FRACTION,
     check_band_fraction,
     check_radius,
     check_threshold,
+    describe_trivial_trimap,
     trimap_from_mask,
 )
 
@@ -124,9 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=checked(int, check_max_pixels), default=MAX_PIXELS,
                    help="refuse images whose header claims more pixels, before decoding "
                         f"(default {MAX_PIXELS})")
-    p.add_argument("--snap-trimap", action="store_true",
-                   help="map trimap values to 0/128/255 (<85, >=170 known) instead of "
-                        "refusing trimaps with other values")
+    p.add_argument("--strict-trimap", action="store_true",
+                   help="refuse trimaps with values other than 0/128/255 instead of snapping "
+                        "them (< 85 background, >= 170 foreground, else unknown)")
     p.add_argument("--alpha-16bit", action="store_true", help="write 16-bit alpha and cutout PNGs")
     p.add_argument("--cutout", action="store_true", help="write an RGBA cutout")
     p.add_argument("--background", help="image to composite the foreground onto")
@@ -173,12 +176,22 @@ def _trimap_of(job: Job, image_shape: tuple[int, ...], args) -> np.ndarray:
                          f"image is {image_shape[0]}x{image_shape[1]} (HxW)")
     try:
         if args.mask:
-            return trimap_from_mask(source, threshold=args.mask_threshold,
-                                    soft_low=args.mask_soft_low, erode=args.mask_erode,
-                                    dilate=args.mask_dilate, band_fraction=args.mask_band)
-        return trimap_codes(source, snap=args.snap_trimap)
+            codes = trimap_from_mask(source, threshold=args.mask_threshold,
+                                     soft_low=args.mask_soft_low, erode=args.mask_erode,
+                                     dilate=args.mask_dilate, band_fraction=args.mask_band)
+            note = describe_trivial_trimap(codes)
+            note = note and f"warning: {name}: {note}"
+        elif args.strict_trimap:
+            codes, note = trimap_codes(source, snap=False), ""
+        else:
+            codes, snapped = snap_trimap(codes_on_255_scale(source))
+            note = snapped and (f"{name}: {snapped} pixels snapped to 0/128/255 (< 85 background,"
+                                " >= 170 foreground, else unknown; --strict-trimap refuses)")
     except (TypeError, ValueError) as e:
         raise ValueError(f"{name}: {e}") from e
+    if note:
+        tqdm.write(note, file=sys.stderr)
+    return codes
 
 
 def _process(job: Job, predictor, out_dir: Path, args, background01) -> str:

@@ -98,8 +98,12 @@ def evaluate_item(
 ) -> dict:
     """Per-image record of a matched FolderItem; errors name the file at fault.
 
-    A trimap with values other than 0 / 128 / 255 is refused unless `snap_trimap`, as in the
-    predict command (mematte_d2.utils.trimap.trimap_codes).
+    Trimaps keep the release's rule, unlike predict, which snaps drawn trimaps by default:
+    codes 0 and 255 are known, and the official metrics sum over the unknown pixels, those of
+    code exactly 128 (the authors' evaluation.py). Other values would silently leave pixels
+    out of that region, so a trimap holding them is refused unless `snap_trimap` asks for
+    predict's snapping (mematte_d2.utils.trimap.snap_trimap: < 85 background, >= 170
+    foreground, else unknown).
     """
     pred = read_plane_u8(item.pred, max_pixels)
     alpha = read_plane_u8(item.alpha, max_pixels)

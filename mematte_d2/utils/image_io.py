@@ -3,11 +3,13 @@
 OpenCV reads every format it supports unchanged; these helpers turn the result into the two
 layouts the predictor takes (HxWx3 RGB, HxW trimap on the 0-255 scale) so callers never see
 BGR order, alpha channels or 16-bit values. Before any pixel is decoded the file's header is
-read with Pillow: an image claiming more than `max_pixels` pixels is refused (files Pillow
-cannot parse are checked after OpenCV decoded them, which itself stops at 2^30 pixels), and
-the EXIF orientation is applied so arrays come out as image viewers display the picture.
+read (TIFF and PNG chunks here, JPEG, BMP and WebP with Pillow): an image claiming more than
+`max_pixels` pixels is refused, and so is any file whose content is not one of these five
+formats, since OpenCV would decode it unmeasured. The EXIF orientation is applied so arrays
+come out as image viewers display the picture (OpenCV already does so for TIFF).
 """
 
+import struct
 import threading
 from pathlib import Path
 
@@ -22,6 +24,16 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # Largest image read by default: 16384 x 16384 pixels (about 0.8 GB as 8-bit RGB).
 MAX_PIXELS = 16384 * 16384
 
+# Signatures of the formats decoded (WebP, "RIFF....WEBP", is tested apart).
+_SIGNATURES = {
+    "PNG": (b"\x89PNG\r\n\x1a\n",),
+    "JPEG": (b"\xff\xd8\xff",),
+    "BMP": (b"BM",),
+    "TIFF": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+}
+_TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH = 256, 257, 322, 323
+_TIFF_INTEGER_TYPES = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8 (BigTIFF)
+
 # Pillow's own decompression-bomb limit would refuse (or warn) before ours is applied; it is
 # lifted for the header read only, under a lock, and `max_pixels` checked instead.
 _PILLOW_LIMIT_LOCK = threading.Lock()
@@ -31,24 +43,110 @@ class ImageReadError(ValueError):
     """A file could not be read as an image (missing, corrupt or of an unsupported layout)."""
 
 
-def _read_header(path: Path) -> tuple[int, int, int] | None:
-    """(width, height, EXIF orientation 1-8) from the file's header, no pixels decoded.
+def _sniff_format(head: bytes) -> str | None:
+    """The format whose signature starts `head`, among those read here (None for others).
 
-    None when Pillow does not know the file (corrupt, or a layout only OpenCV reads, such as
-    3-channel float TIFF).
+    OpenCV chooses its decoder by these bytes, never by the file's name, and none of the
+    signatures below begins another format OpenCV decodes, so the decoder that runs is the
+    one for the format whose header was read.
     """
+    for fmt, signatures in _SIGNATURES.items():
+        if head.startswith(signatures):
+            return fmt
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def _tiff_size(path: Path, head: bytes, max_pixels: int) -> tuple[int, int]:
+    """(width, height) of a TIFF's first directory, the page OpenCV decodes.
+
+    Read here rather than with Pillow, which cannot open some layouts OpenCV decodes (such as
+    3-channel float), so that every TIFF is measured before decoding. OpenCV allocates a
+    buffer per tile, so tiles of more than `max_pixels` are refused as well.
+    """
+    order = "<" if head[:2] == b"II" else ">"
+    big = head[2:4] in (b"+\x00", b"\x00+")
+    first_ifd, count_format, entry_size = (
+        (head[8:16], order + "Q", 20) if big else (head[4:8], order + "H", 12)
+    )
+    try:
+        with open(path, "rb") as f:
+            f.seek(struct.unpack(order + ("Q" if big else "I"), first_ifd)[0])
+            count = struct.unpack(count_format, f.read(struct.calcsize(count_format)))[0]
+            entries = f.read(min(count, 65535) * entry_size)
+    except (OSError, struct.error, OverflowError, ValueError) as e:
+        raise ImageReadError(f"{path}: not a readable image (TIFF header: {e})") from e
+    size = {}
+    for start in range(0, len(entries) - entry_size + 1, entry_size):
+        tag, kind = struct.unpack(order + "HH", entries[start:start + 4])
+        value = entries[start + (12 if big else 8):start + entry_size]
+        if tag in (_TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH) and (
+            kind in _TIFF_INTEGER_TYPES
+        ):
+            code = order + _TIFF_INTEGER_TYPES[kind]
+            size[tag] = struct.unpack(code, value[:struct.calcsize(code)])[0]
+    if _TIFF_WIDTH not in size or _TIFF_HEIGHT not in size:
+        raise ImageReadError(f"{path}: not a readable image (TIFF without image width and length)")
+    tile = size.get(_TIFF_TILE_WIDTH, 0), size.get(_TIFF_TILE_LENGTH, 0)
+    if tile[0] * tile[1] > max_pixels:
+        raise ImageReadError(
+            f"{path}: TIFF tiles of {tile[0]}x{tile[1]} = {tile[0] * tile[1]:,} pixels, more "
+            f"than the limit of max_pixels={max_pixels:,}"
+        )
+    return size[_TIFF_WIDTH], size[_TIFF_HEIGHT]
+
+
+def _png_orientation(path: Path) -> int:
+    """The EXIF orientation of a PNG's eXIf chunk, before or after the pixel data (1 if none).
+
+    Only the chunk headers are read, skipping over the pixel data.
+    """
+    with open(path, "rb") as f:
+        f.seek(8)
+        while len(chunk := f.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", chunk)
+            if kind == b"eXIf":
+                exif = Image.Exif()
+                try:
+                    exif.load(f.read(length))
+                except (SyntaxError, ValueError, struct.error):
+                    return 1  # unreadable EXIF, as Pillow's exif_transpose reads it
+                return exif.get(ExifTags.Base.Orientation, 1)
+            if kind == b"IEND":
+                break
+            f.seek(length + 4, 1)  # data and CRC
+    return 1
+
+
+def _read_header(path: Path, max_pixels: int) -> tuple[int, int, int]:
+    """(width, height, EXIF orientation 1-8 still to apply) from the file's header.
+
+    No pixel is decoded. Files in a format whose header is not read here are refused: OpenCV
+    would decode them (Radiance HDR, PNM, Sun raster, JPEG 2000...) without any size check.
+    """
+    with open(path, "rb") as f:
+        head = f.read(16)
+    fmt = _sniff_format(head)
+    if fmt is None:
+        raise ImageReadError(
+            f"{path}: not a readable image (its content is not PNG, JPEG, BMP, TIFF or WebP, "
+            "whatever its name; other formats are refused as their size is not checked)"
+        )
+    if fmt == "TIFF":  # OpenCV's TIFF decoder applies the Orientation tag itself
+        return (*_tiff_size(path, head, max_pixels), 1)
     with _PILLOW_LIMIT_LOCK:
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
-            with Image.open(path) as im:
+            with Image.open(path, formats=[fmt]) as im:
                 width, height = im.size
-                # A PNG's eXIf chunk may follow the pixel data; getexif() would decode it all.
-                has_exif = im.format != "PNG" or "exif" in im.info
-                orientation = im.getexif().get(ExifTags.Base.Orientation, 1) if has_exif else 1
-        except (OSError, SyntaxError, ValueError):
-            return None
+                orientation = 1 if fmt == "PNG" else im.getexif().get(ExifTags.Base.Orientation, 1)
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ImageReadError(f"{path}: not a readable image ({fmt} header: {e})") from e
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+    if fmt == "PNG":
+        orientation = _png_orientation(path)
     return width, height, orientation if orientation in range(1, 9) else 1
 
 
@@ -103,9 +201,8 @@ def _read_unchanged(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarra
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
-    header = _read_header(path)
-    if header is not None:
-        _check_pixels(path, header[0], header[1], max_pixels)
+    width, height, orientation = _read_header(path, max_pixels)
+    _check_pixels(path, width, height, max_pixels)
     data = np.fromfile(str(path), dtype=np.uint8)
     try:
         img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
@@ -116,9 +213,12 @@ def _read_unchanged(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarra
         raise ImageReadError(f"{path}: not a readable image (corrupt or unsupported format)")
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 2, 3, 4)):
         raise ImageReadError(f"{path}: unsupported image layout of shape {img.shape}")
+    if img.dtype not in (np.uint8, np.uint16) and not np.issubdtype(img.dtype, np.floating):
+        raise ImageReadError(f"{path}: {img.dtype} samples, whose scale is unknown; images are "
+                             "read as 8 or 16-bit unsigned (0-255 / 0-65535) or float (0-1)")
     _check_pixels(path, img.shape[1], img.shape[0], max_pixels)
     _check_value_range(path, img)
-    return apply_orientation(img, header[2]) if header is not None else img
+    return apply_orientation(img, orientation)
 
 
 def to_float01(img: np.ndarray) -> np.ndarray:

@@ -60,22 +60,36 @@ def clamp_known_regions(alpha: torch.Tensor, trimap: torch.Tensor) -> torch.Tens
 def trimap_codes(trimap: np.ndarray, snap: bool = True) -> np.ndarray:
     """The 0 / 128 / 255 codes of an HxW trimap whose scale its dtype decides.
 
-    uint8 holds 0-255 codes and float 0-1 values (x 255, rounded); other dtypes are refused,
-    as are float values outside [0, 1] and uint8 maps with values only in 0-2 (a 0/1/2 label
-    map or a 0-1 trimap stored as uint8, which on the 0-255 scale would be all background).
-    Other values ("soft" trimaps) are snapped with the 85 / 170 thresholds when `snap`, else
-    refused with the values found.
+    uint8 holds 0-255 codes and float 0-1 values (see :func:`codes_on_255_scale` for what is
+    refused). Other values (soft or anti-aliased trimaps) are snapped by :func:`snap_trimap`
+    when `snap`, else refused with the values found.
+    """
+    codes = codes_on_255_scale(trimap)
+    if snap:
+        return snap_trimap(codes)[0]
+    stray = describe_stray_codes(codes)
+    if stray:
+        raise ValueError(
+            f"trimap has values other than 0 / 128 / 255 ({stray}); snap it to these codes "
+            "(< 85 background, >= 170 foreground, else unknown), as predict does unless "
+            "--strict-trimap and evaluate_folder with --snap-trimap"
+        )
+    return codes
+
+
+def codes_on_255_scale(trimap: np.ndarray) -> np.ndarray:
+    """An HxW trimap as uint8 on the 0-255 scale, which its dtype decides, not snapped.
+
+    uint8 is taken as 0-255 codes and float as 0-1 values (x 255, rounded); other dtypes are
+    refused, as are float values outside [0, 1] and uint8 maps whose non-zero pixels are
+    mostly 1 or 2 (a 0/1/2 label map or a 0-1 trimap stored as uint8, which on the 0-255
+    scale would be all background; a stray 255 must not hide one).
     """
     trimap = np.asarray(trimap)
     if trimap.dtype == np.uint8:
-        codes = trimap
-        if codes.size and 0 < int(codes.max()) <= 2:
-            raise ValueError(
-                f"trimap is uint8 with values only in 0-{int(codes.max())}: uint8 trimaps are "
-                "0-255 codes (0 background, 128 unknown, 255 foreground), which would make "
-                "this one all background; give 0/128/255 codes, or a float trimap in [0, 1]"
-            )
-    elif np.issubdtype(trimap.dtype, np.floating):
+        _check_not_labels(trimap)
+        return trimap
+    if np.issubdtype(trimap.dtype, np.floating):
         finite = np.isfinite(trimap).all()
         if trimap.size and not (finite and 0 <= trimap.min() <= trimap.max() <= 1):
             raise ValueError(
@@ -83,23 +97,47 @@ def trimap_codes(trimap: np.ndarray, snap: bool = True) -> np.ndarray:
                 f"[{np.nanmin(trimap):g}, {np.nanmax(trimap):g}] (or NaN); a 0-255 trimap "
                 "must be uint8"
             )
-        codes = np.round(trimap * 255.0).astype(np.uint8)
-    else:
-        raise TypeError(
-            f"trimap dtype must be uint8 (0-255 codes) or float (0-1), got {trimap.dtype}"
+        return np.round(trimap * 255.0).astype(np.uint8)
+    raise TypeError(
+        f"trimap dtype must be uint8 (0-255 codes) or float (0-1), got {trimap.dtype}"
+    )
+
+
+def _check_not_labels(codes: np.ndarray) -> None:
+    """Refuse a uint8 map whose non-zero pixels are mostly 1 or 2: label values, not codes.
+
+    In a 0-255 trimap, even an anti-aliased one, 1s and 2s are a few edge pixels; in a 0/1/2
+    label map they are the unknown and foreground regions, whatever few other values (a
+    stroke of 255) it also holds.
+    """
+    zeros, low = np.count_nonzero(codes == 0), np.count_nonzero(codes <= 2)  # no int64 copy
+    labels, other = low - zeros, codes.size - low
+    if labels > other:
+        top = 2 if (codes == 2).any() else 1
+        found = f"only in 0-{top}" if not other else (
+            f"mostly in 0-{top} ({labels} pixels of 1 or 2, {other} of other values)"
         )
-    if snap:
-        out = np.full(codes.shape, 128, dtype=np.uint8)
-        out[codes < TRIMAP_BG_THRESHOLD] = 0
-        out[codes >= TRIMAP_FG_THRESHOLD] = 255
-        return out
-    stray = describe_stray_codes(codes)
-    if stray:
         raise ValueError(
-            f"trimap has values other than 0 / 128 / 255 ({stray}); snap it to these codes "
-            "(snap_trimap, --snap-trimap: < 85 background, >= 170 foreground, else unknown)"
+            f"trimap is uint8 with values {found}: uint8 trimaps are 0-255 codes "
+            "(0 background, 128 unknown, 255 foreground), which would make this one all "
+            "background; give 0/128/255 codes, or a float trimap in [0, 1]"
         )
-    return codes
+
+
+def snap_trimap(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Trimap codes on the 0-255 scale snapped to 0 / 128 / 255, and how many pixels changed.
+
+    Trimaps as people draw them (anti-aliased brushes, resized files) hold values between
+    the codes. The rule is the authors' (MEMatte's and ViTMatte's preprocessing): below 85
+    background, from 170 foreground, else unknown.
+    """
+    codes = np.asarray(codes)
+    if codes.dtype != np.uint8:
+        raise TypeError(f"trimap codes must be uint8 on the 0-255 scale, got {codes.dtype}")
+    out = np.full(codes.shape, 128, dtype=np.uint8)
+    out[codes < TRIMAP_BG_THRESHOLD] = 0
+    out[codes >= TRIMAP_FG_THRESHOLD] = 255
+    return out, int(np.count_nonzero(out != codes))
 
 
 def describe_stray_codes(codes: np.ndarray) -> str:

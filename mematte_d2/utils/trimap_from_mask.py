@@ -117,3 +117,18 @@ def trimap_from_mask(
     trimap[background.astype(bool)] = 0
     trimap[foreground.astype(bool)] = 255
     return trimap
+
+
+def describe_trivial_trimap(trimap: np.ndarray) -> str:
+    """Why a trimap made by :func:`trimap_from_mask` leaves the model nothing to decide, or "".
+
+    A mask with no foreground (empty) or no background (all ones) has no edge, hence no
+    unknown band, and the alpha comes out all 0 or all 1: usually a wrong or blank mask file.
+    """
+    if not trimap.size or (trimap == 128).any():
+        return ""
+    if not trimap.any():
+        return "it marks no foreground (an empty mask): the alpha will be all 0"
+    if (trimap == 255).all():
+        return "it marks the whole image as foreground: the alpha will be all 1"
+    return "its trimap has no unknown band (erode and dilate 0): the alpha is the mask itself"

@@ -1,7 +1,10 @@
 """evaluate_folder CLI: stem matching, skipped files listed, exit codes, outputs."""
 
 import csv
+import io
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from file_limits import file_size_limit
 from hostile_files import leftovers, png_header_only
+from PIL import Image
 
 from mematte_d2.cli.evaluate_folder import main
 from mematte_d2.evaluation import compute_matting_metrics
@@ -207,3 +212,80 @@ def test_every_prediction_without_ground_truth_is_named(tmp_path, capsys):
     assert run(tmp_path) == 0
     assert f"note: 12 predictions have no ground truth: {', '.join(extra)}\n" in \
         capsys.readouterr().out
+
+
+def _three_folders(root: Path, stem: str, seed: int = 0) -> None:
+    for d, img in zip(("pred", "alpha", "trimap"), case(seed)):
+        (root / d).mkdir(exist_ok=True)
+        (root / d / f"{stem}.png").write_bytes(cv2.imencode(".png", img)[1].tobytes())
+
+
+def test_non_utf8_names_are_written_and_printed_escaped(tmp_path, monkeypatch):
+    """Under a strict UTF-8 output, names that are not UTF-8 lose nothing."""
+    _three_folders(tmp_path, "a")
+    _three_folders(tmp_path, os.fsdecode(b"caf\xe9"), seed=1)
+    (tmp_path / "alpha" / os.fsdecode(b"n\xffo.png")).write_bytes(
+        cv2.imencode(".png", case(2)[1])[1].tobytes())  # no prediction: listed as skipped
+    streams = {name: io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+               for name in ("stdout", "stderr")}
+    for name, stream in streams.items():
+        monkeypatch.setattr(sys, name, stream)
+    code = run(tmp_path, "--output", str(tmp_path / "out"))
+    for stream in streams.values():
+        stream.flush()
+    monkeypatch.undo()
+    out, err = (streams[name].buffer.getvalue().decode() for name in ("stdout", "stderr"))
+    assert code == 1, err
+    assert "2 of 3 images evaluated" in out
+    assert "n\\xffo: no prediction named n\\xffo.* or n\\xffo_alpha.*" in err
+    with open(tmp_path / "out" / "matting_per_image.csv", encoding="utf-8") as f:
+        assert sorted(r["image_id"] for r in csv.DictReader(f)) == ["a", "caf\\xe9"]
+    with open(tmp_path / "out" / "matting_metrics.json", encoding="utf-8") as f:
+        assert "n\\xffo" in json.load(f)["skipped"]
+
+
+@pytest.mark.integration
+def test_unwritable_output_is_found_before_any_image_is_read(tmp_path):
+    _three_folders(tmp_path, "x")
+    (tmp_path / "pred" / "x.png").write_bytes(b"unreadable: would be reported, not reached")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    prefix = []
+    if os.geteuid() == 0:  # root ignores folder permissions unless it drops the capability
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permissions cannot bind")
+        prefix = ["setpriv", "--inh-caps=-dac_override", "--bounding-set=-dac_override", "--"]
+    try:
+        proc = subprocess.run(
+            [*prefix, sys.executable, str(REPO / "tools" / "evaluate_folder.py"), "--pred",
+             str(tmp_path / "pred"), "--alpha", str(tmp_path / "alpha"), "--trimap",
+             str(tmp_path / "trimap"), "--output", str(locked)],
+            capture_output=True, text=True, check=False,
+        )
+    finally:
+        locked.chmod(0o755)
+    assert proc.returncode == 2
+    assert proc.stderr == f"error: --output {locked}: cannot write there (Permission denied)\n"
+
+
+def test_full_disk_message_is_the_one_the_docs_quote(tmp_path, capsys):
+    _three_folders(tmp_path, "x")
+    with file_size_limit(64):
+        assert run(tmp_path, "--output", str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    csv_path = tmp_path / "out" / "matting_per_image.csv"
+    assert f"\nerror: cannot write {csv_path}: File too large\n" in err and "Errno" not in err
+    assert leftovers(tmp_path / "out") == []
+    safety = (REPO / "docs" / "safety.md").read_text()
+    assert "`error: cannot write out/matting_per_image.csv: No space left on device`" in safety
+
+
+def test_int32_trimap_is_refused_naming_the_file(tmp_path, capsys):
+    pred, alpha, trimap = case(0)
+    write(tmp_path / "pred" / "x.png", pred)
+    write(tmp_path / "alpha" / "x.png", alpha)
+    (tmp_path / "trimap").mkdir()
+    Image.fromarray(trimap.astype(np.int32)).save(tmp_path / "trimap" / "x.tif")
+    assert run(tmp_path) == 1
+    assert f"x: {tmp_path / 'trimap' / 'x.tif'}: int32 samples" in capsys.readouterr().err

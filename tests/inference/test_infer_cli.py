@@ -13,7 +13,12 @@ import pytest
 import torch
 from detectron2.config import instantiate
 from file_limits import file_size_limit
-from hostile_files import leftovers, png_header_only
+from hostile_files import (
+    leftovers,
+    png_header_only,
+    radiance_hdr_header,
+    tiff_header_only,
+)
 from PIL import ExifTags, Image, ImageOps
 from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS, tiny_cfg
 
@@ -167,14 +172,20 @@ def test_mixed_batch_processes_every_good_file_and_names_each_bad_one(tmp_path, 
     (src / "bomb.png").write_bytes(png_header_only(50000, 50000))
     cv2.imwrite(str(tri / "bomb.png"), _trimap(8, 8))
     bad["bomb.png"] = "limit of max_pixels=268,435,456"
+    (src / "hdr.png").write_bytes(radiance_hdr_header(32768, 32768))  # 12.9 GB if decoded
+    cv2.imwrite(str(tri / "hdr.png"), _trimap(8, 8))
+    bad["hdr.png"] = "not a readable image (its content is not PNG, JPEG, BMP, TIFF or WebP"
+    (src / "ftiff.tif").write_bytes(tiff_header_only(30000, 30000))  # 10.8 GB if decoded
+    cv2.imwrite(str(tri / "ftiff.png"), _trimap(8, 8))
+    bad["ftiff.tif"] = "30000x30000 = 900,000,000 pixels"
     cv2.imwrite(str(src / "labels.png"), np.zeros((20, 20, 3), np.uint8))
     cv2.imwrite(str(tri / "labels.png"), (_trimap(20, 20) // 127).astype(np.uint8))
     bad["labels.png"] = "uint8 with values only in 0-2"
     cv2.imwrite(str(src / "soft.png"), np.zeros((20, 20, 3), np.uint8))
     soft = _trimap(20, 20)
-    soft[10, 10] = 127
+    soft[10, 10] = 127  # snapped to unknown by default
     cv2.imwrite(str(tri / "soft.png"), soft)
-    bad["soft.png"] = "values other than 0 / 128 / 255 (127 in 1 pixels)"
+    good["soft"] = (20, 20)
     with_nan = np.full((20, 20, 3), 0.5, np.float32)
     with_nan[3, 4, 1] = np.nan
     cv2.imwrite(str(src / "nan.tif"), with_nan)
