@@ -2,6 +2,8 @@
 argparse types and one-line descriptions of per-file failures."""
 
 import argparse
+import io
+import sys
 from collections.abc import Callable
 
 
@@ -32,3 +34,12 @@ def describe_error(e: BaseException) -> str:
     """An error as one line; unexpected kinds keep their type name."""
     expected = (ValueError, TypeError, OSError, MemoryError)
     return str(e) if isinstance(e, expected) and str(e) else f"{type(e).__name__}: {e}"
+
+
+def tolerant_output() -> None:
+    """Let stdout and stderr write any text: characters their encoding lacks (such as the
+    undecodable bytes of a file name, held as surrogates) come out backslash-escaped instead
+    of raising UnicodeEncodeError, which would stop a batch after its first such name."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
