@@ -31,8 +31,14 @@ from mematte_d2.checkpoint import CheckpointError
 from mematte_d2.cli.common import OneLineErrorParser, checked, tolerant_output
 from mematte_d2.inference.batch import gather_reports, run_shard, shard, summarize
 from mematte_d2.inference.inputs import Job, list_images, pair_with_trimaps
-from mematte_d2.inference.memory import MemoryBudgetError, format_bytes
+from mematte_d2.inference.memory import (
+    AUTO_BUDGET_FRACTION,
+    MemoryBudgetError,
+    available_memory,
+    format_bytes,
+)
 from mematte_d2.inference.options import (
+    MIN_MEMORY_BUDGET,
     TILE_STRIDE,
     check_band_radius,
     check_keep_ratio,
@@ -267,23 +273,23 @@ def _jobs(args) -> tuple[list[Job], Path, np.ndarray | None]:
     return jobs, out_dir, background01
 
 
-def _predictor(args, device: str | None):
+def _predictor(args, device: str | None, max_memory: str | int):
     """The model of --config-file / --weights, with the options checked against it."""
     from mematte_d2.config import load_config
     from mematte_d2.inference.predictor import MattingPredictor
 
     cfg = load_config(args.config_file, args.opts)
-    predictor = MattingPredictor(cfg, args.weights, device=device, max_memory=args.max_memory,
+    predictor = MattingPredictor(cfg, args.weights, device=device, max_memory=max_memory,
                                  precision=args.precision)
     context = getattr(predictor.model, "tile_context", 0)
     if args.tile_size and args.tile_size < context:
         raise ValueError(f"--tile-size {args.tile_size} is smaller than the model's tile "
                          f"context of {context} pixels")
-    if args.max_memory != "auto":
+    if max_memory != "auto":
         try:  # the smallest image: a budget that does not even fit it fits none
             predictor.token_cap(TILE_STRIDE, TILE_STRIDE, args.tile_size)
         except MemoryBudgetError as e:
-            raise ValueError(f"--max-memory {format_bytes(args.max_memory)} fits no image: "
+            raise ValueError(f"--max-memory {format_bytes(max_memory)} fits no image: "
                              f"{e}") from e
     return predictor
 
@@ -298,14 +304,19 @@ def _rank_main(args, jobs: list[Job], out_dir: Path, background01, status=None) 
 
     tolerant_output()
     rank, world = comm.get_rank(), comm.get_world_size()
-    device = args.device
+    device, max_memory = args.device, args.max_memory
     if world > 1 and _device_type(args) == "cuda":
         device = f"cuda:{comm.get_local_rank()}"
-    elif world > 1 and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // comm.get_local_size()))
+    elif world > 1:  # CPU processes share this machine's cores and memory
+        local = comm.get_local_size()
+        if "OMP_NUM_THREADS" not in os.environ:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+        if max_memory == "auto":
+            share = AUTO_BUDGET_FRACTION * available_memory(torch.device("cpu")) / local
+            max_memory = max(MIN_MEMORY_BUDGET, int(share))
     predictor, setup_error = None, None
     try:
-        predictor = _predictor(args, device)
+        predictor = _predictor(args, device, max_memory)
     except (CheckpointError, FileNotFoundError, ValueError, KeyError) as e:
         setup_error = f"{e}" if world == 1 else f"rank {rank}: {e}"
     errors = list(dict.fromkeys(e for e in comm.all_gather(setup_error) if e))
@@ -348,7 +359,7 @@ def _lost_rank(e: Exception, args) -> str:
     """One line naming the rank of a launched process that died or raised."""
     rank = args.machine_rank * args.num_gpus + e.error_index
     last = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-    return f"rank {rank} (pid {e.pid}) stopped the run: {last}"
+    return f"rank {rank} (pid {e.error_pid}) stopped the run: {last}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         return _rank_main(args, jobs, out_dir, background01)
 
     import torch.multiprocessing as mp
+    from torch.multiprocessing.spawn import ProcessException
 
     from mematte_d2.utils.distributed import launch
 
@@ -381,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except mp.ProcessException as e:
+    except ProcessException as e:
         print(f"error: {_lost_rank(e, args)}", file=sys.stderr)
         return 1
     return status.value
