@@ -14,6 +14,12 @@ above --max-pixels, trimap or mask missing, of another size, trimap not 0/128/25
 --snap-trimap, non-finite prediction, a write error) is reported by name and the others are
 processed; the exit code is then 1. Bad options, configuration or weights stop the command
 before any image is read, with exit code 2.
+
+A data set on several GPUs, CPU processes or machines (docs/inference.md): ``--num-gpus N
+[--num-machines M --machine-rank R --dist-url tcp://HOST:PORT]`` starts the ranks with the
+training's launch; rank r mattes images r, r + N*M, ... of the sorted list
+(mematte_d2.inference.batch) and rank 0 prints one summary. ``--skip-existing`` passes over
+images whose outputs all exist, so a stopped run resumes where it was.
 """
 
 import argparse
@@ -318,11 +324,16 @@ def _rank_main(args, jobs: list[Job], out_dir: Path, background01, status=None) 
     try:
         predictor = _predictor(args, device, max_memory)
     except (CheckpointError, FileNotFoundError, ValueError, KeyError) as e:
-        setup_error = f"{e}" if world == 1 else f"rank {rank}: {e}"
-    errors = list(dict.fromkeys(e for e in comm.all_gather(setup_error) if e))
-    if errors:
+        setup_error = str(e)
+    ranks_of: dict[str, list[str]] = {}
+    for r, error in enumerate(comm.all_gather(setup_error)):
+        if error:
+            ranks_of.setdefault(error, []).append(str(r))
+    if ranks_of:
         if rank == 0:
-            print("\n".join(f"error: {e}" for e in errors), file=sys.stderr)
+            for error, ranks in ranks_of.items():
+                where = f" (rank {', '.join(ranks)})" if world > 1 else ""
+                print(f"error: {error}{where}", file=sys.stderr)
         code = 2
     else:
         if rank == 0 and predictor.memory_budget is not None:
@@ -341,9 +352,8 @@ def _rank_main(args, jobs: list[Job], out_dir: Path, background01, status=None) 
             if err:
                 print(err, file=sys.stderr)
         code = 1 if any(r.failures for r in reports) else 0
-    if status is not None:
-        with status.get_lock():
-            status.value = max(status.value, code)
+    if status is not None:  # every rank has the same code: it is computed from gathered data
+        status.value = code
     return code
 
 
@@ -364,7 +374,13 @@ def _lost_rank(e: Exception, args) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     tolerant_output()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.machine_rank >= args.num_machines:
+        parser.error(f"--machine-rank {args.machine_rank} must be below --num-machines "
+                     f"{args.num_machines}")
+    if args.num_machines > 1 and args.dist_url == "auto":
+        parser.error("--num-machines > 1 needs --dist-url tcp://HOST:PORT (machine 0's)")
     try:
         jobs, out_dir, background01 = _jobs(args)
     except (FileNotFoundError, ValueError, ImageReadError) as e:
@@ -384,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mematte_d2.utils.distributed import launch
 
-    status = mp.get_context("spawn").Value("i", 0)
+    status = mp.get_context("spawn").RawValue("i", 0)  # no lock: a killed rank leaks none
     try:
         launch(_rank_main, args.num_gpus, device_type=_device_type(args),
                num_machines=args.num_machines, machine_rank=args.machine_rank,

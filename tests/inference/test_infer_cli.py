@@ -291,6 +291,9 @@ def test_input_folder_that_is_also_trimap_and_output_folder(tmp_path, weights, c
                                      "pixels, got 100000"),
         (["--mask-dilate", "1025"], "argument --mask-dilate: dilate must be at most 1024"),
         (["--num-gpus", "0"], "argument --num-gpus: must be >= 1, got 0"),
+        (["--num-machines", "2", "--machine-rank", "2", "--dist-url", "tcp://h:1"],
+         "--machine-rank 2 must be below --num-machines 2"),
+        (["--num-machines", "2"], "--num-machines > 1 needs --dist-url tcp://HOST:PORT"),
     ],
 )
 def test_bad_options_exit_2_with_one_line_before_any_work(tmp_path, capsys, option, message):
