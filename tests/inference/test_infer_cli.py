@@ -386,3 +386,26 @@ def test_undecodable_file_name_under_strict_utf8_output(tmp_path, weights):
     assert b"b\\udcff.png: " in proc.stdout and b"3 of 3 images written" in proc.stdout
     written = sorted(os.listdir(os.fsencode(tmp_path / "out")))
     assert written == [b"a_alpha.png", b"b\xff_alpha.png", b"c_alpha.png"]
+
+
+def test_skip_existing_passes_over_images_with_every_output(tmp_path, weights, capsys):
+    for stem in "ab":
+        cv2.imwrite(str(tmp_path / f"{stem}.png"), np.zeros((24, 24, 3), np.uint8))
+        cv2.imwrite(str(tmp_path / f"{stem}_trimap.png"), _trimap(24, 24))
+    out = tmp_path / "out"
+    args = _common(weights) + ["--input", str(tmp_path / "a.png"), "--trimap",
+                               str(tmp_path / "a_trimap.png"), "--output", str(out), "--cutout",
+                               *MEMATTE_OPTS]
+    assert main(args) == 0
+    capsys.readouterr()
+    (out / "a_cutout.png").unlink()  # a's cutout is missing: a is computed again
+    args[args.index(str(tmp_path / "a.png"))] = str(tmp_path)
+    args[args.index(str(tmp_path / "a_trimap.png"))] = str(tmp_path)
+    assert main([*args[:-len(MEMATTE_OPTS)], "--skip-existing", *MEMATTE_OPTS]) == 0
+    assert "2 of 2 images written" in capsys.readouterr().out
+    done = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert sorted(done) == ["a_alpha.png", "a_cutout.png", "b_alpha.png", "b_cutout.png"]
+    assert main([*args[:-len(MEMATTE_OPTS)], "--skip-existing", *MEMATTE_OPTS]) == 0
+    out_text = capsys.readouterr().out
+    assert "0 of 2 images written" in out_text and "2 already complete" in out_text
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == done
