@@ -2,7 +2,9 @@
 argparse types and one-line descriptions of per-file failures."""
 
 import argparse
+import io
 import os
+import sys
 from collections.abc import Callable
 
 
@@ -47,3 +49,12 @@ def check_weights_option(text: str) -> None:
     if not os.path.exists(file_url_path(text)):
         raise FileNotFoundError(f"--weights {text}: no such file (nor a model-zoo name: "
                                 f"{', '.join(CHECKPOINTS)})")
+
+
+def tolerant_output() -> None:
+    """Let stdout and stderr write any text: characters their encoding lacks (such as the
+    undecodable bytes of a file name, held as surrogates) come out backslash-escaped instead
+    of raising UnicodeEncodeError, which would stop a batch after its first such name."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")

@@ -16,27 +16,44 @@ above --max-pixels, trimap or mask missing, of another size, trimap not 0/128/25
 --strict-trimap, non-finite prediction, a write error) is reported by name and the others are
 processed; the exit code is then 1. Bad options, configuration or weights stop the command
 before any image is read, with exit code 2.
+
+A data set on several GPUs, CPU processes or machines (docs/inference.md): ``--num-gpus N
+[--num-machines M --machine-rank R --dist-url tcp://HOST:PORT]`` starts the ranks with the
+training's launch; rank r mattes images r, r + N*M, ... of the sorted list
+(mematte_d2.inference.batch) and rank 0 prints one summary. ``--skip-existing`` passes over
+images whose outputs all exist, so a stopped run resumes where it was.
 """
 
 import argparse
+import os
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from mematte_d2.checkpoint import CheckpointError
-from mematte_d2.cli.common import OneLineErrorParser, checked, describe_error
+from mematte_d2.cli.common import OneLineErrorParser, checked, tolerant_output
+from mematte_d2.inference.batch import gather_reports, run_shard, shard, summarize
 from mematte_d2.inference.inputs import Job, list_images, pair_with_trimaps
-from mematte_d2.inference.memory import format_bytes, parse_memory_size
+from mematte_d2.inference.memory import (
+    AUTO_BUDGET_FRACTION,
+    MemoryBudgetError,
+    available_memory,
+    format_bytes,
+)
 from mematte_d2.inference.options import (
+    MIN_MEMORY_BUDGET,
+    TILE_STRIDE,
+    check_band_radius,
     check_keep_ratio,
+    check_max_memory,
     check_max_pixels,
-    check_max_tokens,
     check_tile_size,
+    check_token_cap,
 )
 from mematte_d2.inference.render import (
     composite,
@@ -60,11 +77,27 @@ from mematte_d2.utils.trimap import codes_on_255_scale, snap_trimap, trimap_code
 from mematte_d2.utils.trimap_from_mask import (
     DEFAULT_BAND_FRACTION,
     check_band_fraction,
-    check_radius,
     check_threshold,
     describe_trivial_trimap,
     trimap_from_mask,
 )
+
+# How long a rank may wait in a collective (the final gather waits for the slowest rank, which
+# --skip-existing can leave with most of the work); a dead rank is found by the launch's
+# heartbeat long before.
+COLLECTIVE_TIMEOUT = timedelta(hours=24)
+
+
+def _positive(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative(value: int) -> int:
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {value}")
+    return value
 
 
 def check_output_dir(output: str) -> Path:
@@ -102,10 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
                    type=checked(float, partial(check_threshold, name="soft low")),
                    help="soft masks: values <= this are background, values between this and "
                         "--mask-threshold unknown (default: below the threshold is background)")
-    p.add_argument("--mask-erode", type=checked(int, partial(check_radius, name="erode")),
+    p.add_argument("--mask-erode", type=checked(int, partial(check_band_radius, name="erode")),
                    help="pixels of the unknown band inside the mask's edge "
                         "(default: --mask-band of the shorter side)")
-    p.add_argument("--mask-dilate", type=checked(int, partial(check_radius, name="dilate")),
+    p.add_argument("--mask-dilate", type=checked(int, partial(check_band_radius, name="dilate")),
                    help="pixels of the unknown band outside the mask's edge (default: as erode)")
     p.add_argument("--mask-band", type=checked(float, check_band_fraction),
                    default=DEFAULT_BAND_FRACTION,
@@ -113,13 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {DEFAULT_BAND_FRACTION})")
     p.add_argument("--save-trimap", action="store_true", help="write the trimap used")
     p.add_argument("--output", required=True, help="output directory (created if missing)")
-    p.add_argument("--max-tokens", type=checked(int, check_max_tokens),
+    p.add_argument("--max-tokens", type=checked(int, check_token_cap),
                    help="cap of tokens per routed block and image (>= 1)")
     p.add_argument("--keep-ratio", type=checked(float, check_keep_ratio),
                    help="share of tokens each routed block keeps, in (0, 1]")
     p.add_argument(
         "--max-memory",
         default="auto",
+        type=checked(str, check_max_memory),
         help="memory budget choosing the token cap, e.g. 8GB (default auto: 80%% of free memory)",
     )
     p.add_argument("--tile-size", type=checked(int, check_tile_size),
@@ -137,6 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="fp32 (default), or autocast to bf16 (CPU/CUDA) or fp16 (CUDA only)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="pass over images whose outputs all exist (resume a stopped run)")
+    scale = p.add_argument_group("a data set on several processes or machines (see docs)")
+    scale.add_argument("--num-gpus", type=checked(int, _positive), default=1,
+                       help="processes on this machine, one per GPU (or CPU processes with "
+                            "--device cpu); the sorted images are split between all of them")
+    scale.add_argument("--num-machines", type=checked(int, _positive), default=1)
+    scale.add_argument("--machine-rank", type=checked(int, _non_negative), default=0,
+                       help="this machine's index, 0 .. --num-machines - 1")
+    scale.add_argument("--dist-url", default="auto",
+                       help="tcp://HOST:PORT of machine 0 (needed with several machines)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides, key=value")
     return p
 
@@ -219,79 +264,168 @@ def _process(job: Job, predictor, out_dir: Path, args, background01) -> str:
     return f"{seconds:.2f} s, {result.summary()}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _jobs(args) -> tuple[list[Job], Path, np.ndarray | None]:
+    """The checked inputs, then the created --output folder and the background: all before
+    any model is built. Raises FileNotFoundError / ValueError / ImageReadError."""
+    if args.mask_soft_low is not None and args.mask_soft_low >= args.mask_threshold:
+        raise ValueError(f"--mask-soft-low {args.mask_soft_low} must be below "
+                         f"--mask-threshold {args.mask_threshold}")
+    images, passed_over = list_images(args.input, skip_outputs_in=Path(args.output))
+    for path, reason in passed_over:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if not images:
+        raise FileNotFoundError(f"--input {args.input}: no image files found")
+    if args.mask == "alpha":
+        jobs = [Job(image, None) for image in images]
+    elif args.mask:
+        jobs = pair_with_trimaps(images, args.mask, kind="mask")
+    else:
+        jobs = pair_with_trimaps(images, args.trimap)
+    background01 = (
+        to_float01(read_image(args.background, args.max_pixels)) if args.background else None
+    )
+    out_dir = check_output_dir(args.output)
+    protected = {p.resolve() for job in jobs for p in (job.image, job.trimap) if p}
+    if args.background:
+        protected.add(Path(args.background).resolve())
+    _check_outputs(jobs, out_dir, args, protected)
+    return jobs, out_dir, background01
+
+
+def _predictor(args, device: str | None, max_memory: str | int):
+    """The model of --config-file / --weights, with the options checked against it."""
+    from mematte_d2.config import load_config
+    from mematte_d2.inference.predictor import MattingPredictor
+
+    cfg = load_config(args.config_file, args.opts)
+    predictor = MattingPredictor(cfg, args.weights, device=device, max_memory=max_memory,
+                                 precision=args.precision)
+    context = getattr(predictor.model, "tile_context", 0)
+    if args.tile_size and args.tile_size < context:
+        raise ValueError(f"--tile-size {args.tile_size} is smaller than the model's tile "
+                         f"context of {context} pixels")
+    if max_memory != "auto":
+        try:  # the smallest image: a budget that does not even fit it fits none
+            predictor.token_cap(TILE_STRIDE, TILE_STRIDE, args.tile_size)
+        except MemoryBudgetError as e:
+            raise ValueError(f"--max-memory {format_bytes(max_memory)} fits no image: "
+                             f"{e}") from e
+    return predictor
+
+
+def _rank_main(args, jobs: list[Job], out_dir: Path, background01, status=None) -> int:
+    """One rank of the run (the only one without --num-gpus): build the model, matte this
+    rank's share of `jobs`, gather every rank's report; rank 0 prints the summary. Returns
+    (and, in a launched process, stores in `status`) 2 if any rank could not set up, 1 if
+    any file failed, else 0."""
+    import torch
+    from detectron2.utils import comm
+
+    tolerant_output()
+    rank, world = comm.get_rank(), comm.get_world_size()
+    device, max_memory = args.device, args.max_memory
+    if world > 1 and _device_type(args) == "cuda":
+        device = f"cuda:{comm.get_local_rank()}"
+    elif world > 1:  # CPU processes share this machine's cores and memory
+        local = comm.get_local_size()
+        if "OMP_NUM_THREADS" not in os.environ:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+        if max_memory == "auto":
+            share = AUTO_BUDGET_FRACTION * available_memory(torch.device("cpu")) / local
+            max_memory = max(MIN_MEMORY_BUDGET, int(share))
+    predictor, setup_error = None, None
     try:
-        parse_memory_size(args.max_memory)
-        out_dir = check_output_dir(args.output)
-        images, passed_over = list_images(args.input, skip_outputs_in=out_dir)
-        for path, reason in passed_over:
-            print(f"skipped {path}: {reason}", file=sys.stderr)
-        if not images:
-            raise FileNotFoundError(f"--input {args.input}: no image files found")
-        if args.mask == "alpha":
-            jobs = [Job(image, None) for image in images]
-        elif args.mask:
-            jobs = pair_with_trimaps(images, args.mask, kind="mask")
-        else:
-            jobs = pair_with_trimaps(images, args.trimap)
-        if args.mask_soft_low is not None and args.mask_soft_low >= args.mask_threshold:
-            raise ValueError(f"--mask-soft-low {args.mask_soft_low} must be below "
-                             f"--mask-threshold {args.mask_threshold}")
-        protected = {p.resolve() for job in jobs for p in (job.image, job.trimap) if p}
-        if args.background:
-            protected.add(Path(args.background).resolve())
-        _check_outputs(jobs, out_dir, args, protected)
-        background01 = (
-            to_float01(read_image(args.background, args.max_pixels)) if args.background else None
+        predictor = _predictor(args, device, max_memory)
+    except (CheckpointError, FileNotFoundError, ValueError, KeyError) as e:
+        setup_error = str(e)
+    ranks_of: dict[str, list[str]] = {}
+    for r, error in enumerate(comm.all_gather(setup_error)):
+        if error:
+            ranks_of.setdefault(error, []).append(str(r))
+    if ranks_of:
+        if rank == 0:
+            for error, ranks in ranks_of.items():
+                where = f" (rank {', '.join(ranks)})" if world > 1 else ""
+                print(f"error: {error}{where}", file=sys.stderr)
+        code = 2
+    else:
+        if rank == 0 and predictor.memory_budget is not None:
+            print(f"memory budget: {format_bytes(predictor.memory_budget.bytes())}")
+        report = run_shard(
+            shard(jobs, rank, world),
+            partial(_process, predictor=predictor, out_dir=out_dir, args=args,
+                    background01=background01),
+            lambda job: list(_output_paths(job, out_dir, args).values()),
+            skip_existing=args.skip_existing, rank=rank,
         )
+        reports = gather_reports(report)
+        if rank == 0:
+            out, err = summarize(reports, out_dir)
+            print(out)
+            if err:
+                print(err, file=sys.stderr)
+        code = 1 if any(r.failures for r in reports) else 0
+    if status is not None:  # every rank has the same code: it is computed from gathered data
+        status.value = code
+    return code
+
+
+def _device_type(args) -> str:
+    import torch
+
+    if args.device:
+        return args.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _lost_rank(e: Exception, args) -> str:
+    """One line naming the rank of a launched process that died or raised."""
+    rank = args.machine_rank * args.num_gpus + e.error_index
+    last = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+    return f"rank {rank} (pid {e.error_pid}) stopped the run: {last}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    tolerant_output()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.machine_rank >= args.num_machines:
+        parser.error(f"--machine-rank {args.machine_rank} must be below --num-machines "
+                     f"{args.num_machines}")
+    if args.num_machines > 1 and args.dist_url == "auto":
+        parser.error("--num-machines > 1 needs --dist-url tcp://HOST:PORT (machine 0's)")
+    try:
+        jobs, out_dir, background01 = _jobs(args)
     except (FileNotFoundError, ValueError, ImageReadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
     import torch
 
-    from mematte_d2.config import load_config
-    from mematte_d2.inference.predictor import MattingPredictor
-
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda given but CUDA is not available", file=sys.stderr)
         return 2
+    if args.num_gpus * args.num_machines == 1:
+        return _rank_main(args, jobs, out_dir, background01)
+
+    import torch.multiprocessing as mp
+    from torch.multiprocessing.spawn import ProcessException
+
+    from mematte_d2.utils.distributed import launch
+
+    status = mp.get_context("spawn").RawValue("i", 0)  # no lock: a killed rank leaks none
     try:
-        cfg = load_config(args.config_file, args.opts)
-        predictor = MattingPredictor(
-            cfg, args.weights, device=args.device, max_memory=args.max_memory,
-            precision=args.precision,
-        )
-    except (CheckpointError, FileNotFoundError, ValueError, KeyError) as e:
+        launch(_rank_main, args.num_gpus, device_type=_device_type(args),
+               num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args, jobs, out_dir, background01, status),
+               timeout=COLLECTIVE_TIMEOUT)
+    except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-
-    if predictor.memory_budget is not None:
-        print(f"memory budget: {format_bytes(predictor.memory_budget.bytes())}")
-    failures: list[tuple[Path, str]] = []
-    with tqdm(jobs, desc="matting", unit="img") as bar:
-        for job in bar:
-            if job.error:
-                failures.append((job.image, job.error))
-                bar.write(f"FAILED {job.image}: {job.error}")
-                continue
-            try:
-                summary = _process(job, predictor, out_dir, args, background01)
-            except Exception as e:  # one bad file must not stop the batch
-                failures.append((job.image, describe_error(e)))
-                bar.write(f"FAILED {job.image}: {describe_error(e)}")
-                continue
-            bar.set_postfix_str(summary)
-            bar.write(f"{job.image.name}: {summary}")
-    done = len(jobs) - len(failures)
-    print(f"{done} of {len(jobs)} images written to {out_dir}")
-    if failures:
-        print(f"{len(failures)} failed:", file=sys.stderr)
-        for path, reason in failures:
-            print(f"  {path}: {reason}", file=sys.stderr)
+    except ProcessException as e:
+        print(f"error: {_lost_rank(e, args)}", file=sys.stderr)
         return 1
-    return 0
+    return status.value
 
 
 if __name__ == "__main__":

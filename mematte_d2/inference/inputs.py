@@ -29,27 +29,35 @@ def list_images(
 ) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Images named by `spec` (a file, a directory or a glob pattern) and the files passed over.
 
-    In a directory, files without an image extension are passed over, and so are this
-    command's outputs (`<stem>_alpha.png`, ...) when the directory is `skip_outputs_in`; each
-    comes back as (path, reason) so that the caller can report it.
+    Among the files of a directory or a glob's matches, those without an image extension are
+    passed over, and so are this command's outputs (`<stem>_alpha.png`, ...) lying in
+    `skip_outputs_in`; each comes back as (path, reason) so that the caller can report it.
     """
     path = Path(spec)
     if path.is_dir():
-        images, skipped = [], []
-        is_output_dir = skip_outputs_in is not None and path.resolve() == skip_outputs_in.resolve()
-        for p in sorted(q for q in path.iterdir() if q.is_file()):
-            if not _is_image(p):
-                skipped.append((p, f"not an image file ({', '.join(IMAGE_EXTENSIONS)})"))
-            elif is_output_dir and p.stem.endswith(OUTPUT_SUFFIXES):
-                skipped.append((p, "an output of this command in the --output folder"))
-            else:
-                images.append(p)
-        return images, skipped
+        return _sort_out(sorted(q for q in path.iterdir() if q.is_file()), skip_outputs_in)
     if path.exists():
         return [path], []
     if glob.has_magic(spec):
-        return sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file()), []
+        matches = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
+        return _sort_out(matches, skip_outputs_in)
     raise FileNotFoundError(f"--input {spec}: no such file, directory or matching glob")
+
+
+def _sort_out(
+    files: list[Path], skip_outputs_in: Path | None
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """`files` split into images to process and (file, reason) for those passed over."""
+    output_dir = skip_outputs_in.resolve() if skip_outputs_in is not None else None
+    images, skipped = [], []
+    for p in files:
+        if not _is_image(p):
+            skipped.append((p, f"not an image file ({', '.join(IMAGE_EXTENSIONS)})"))
+        elif p.parent.resolve() == output_dir and p.stem.endswith(OUTPUT_SUFFIXES):
+            skipped.append((p, "an output of this command in the --output folder"))
+        else:
+            images.append(p)
+    return images, skipped
 
 
 def _trimap_index(directory: Path) -> dict[str, list[Path]]:

@@ -36,8 +36,9 @@ def _trimap(h, w):
 
 
 def run_with_readonly_output(tmp_path: Path) -> subprocess.CompletedProcess:
-    """tools/predict.py with a read-only --output folder. Root ignores folder permissions, so
-    as root the command runs without the capability that lets it (setpriv, util-linux)."""
+    """tools/predict.py with a read-only --output folder, inputs from tmp_path/in. Root ignores
+    folder permissions, so as root the command runs without the capability that lets it
+    (setpriv, util-linux)."""
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
@@ -49,8 +50,8 @@ def run_with_readonly_output(tmp_path: Path) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(
             [*prefix, sys.executable, str(REPO / "tools" / "predict.py"), "--config-file",
-             str(tmp_path / "no_config.py"), "--input", str(tmp_path), "--trimap",
-             str(tmp_path), "--output", str(locked)],
+             str(tmp_path / "no_config.py"), "--input", str(tmp_path / "in"), "--trimap",
+             str(tmp_path / "in"), "--output", str(locked)],
             capture_output=True, text=True, check=False,
         )
     finally:
@@ -285,6 +286,25 @@ def test_input_folder_that_is_also_trimap_and_output_folder(tmp_path, weights, c
         (["--keep-ratio", "nan"], r"argument --keep-ratio: keep_ratio must be in (0, 1], got nan"),
         (["--tile-size", "-1"], "argument --tile-size: tile_size must be >= 0"),
         (["--max-pixels", "0"], "argument --max-pixels: max_pixels must be >= 1, got 0"),
+        # accepted once, then every image failed (or OpenCV asked for 40 GB)
+        (["--tile-size", "7"], "argument --tile-size: tile_size must be 0 (whole image) or a "
+                               "multiple of 16 in [64, 16384], got 7"),
+        (["--tile-size", str(10**12)], f"must be 0 (whole image) or a multiple of 16 in "
+                                       f"[64, 16384], got {10**12}"),
+        (["--tile-size", "48"], "multiple of 16 in [64, 16384], got 48"),
+        (["--max-tokens", str(10**20)], f"argument --max-tokens: max_tokens must be at most "
+                                        f"4194304 (the tokens of the largest readable image), "
+                                        f"got {10**20}"),
+        (["--max-memory", "1B"], "argument --max-memory: memory budget '1B' is below the "
+                                 "minimum of 64 MB"),
+        (["--max-memory", "lots"], "argument --max-memory: cannot read memory size 'lots'"),
+        (["--mask-erode", "100000"], "argument --mask-erode: erode must be at most 1024 "
+                                     "pixels, got 100000"),
+        (["--mask-dilate", "1025"], "argument --mask-dilate: dilate must be at most 1024"),
+        (["--num-gpus", "0"], "argument --num-gpus: must be >= 1, got 0"),
+        (["--num-machines", "2", "--machine-rank", "2", "--dist-url", "tcp://h:1"],
+         "--machine-rank 2 must be below --num-machines 2"),
+        (["--num-machines", "2"], "--num-machines > 1 needs --dist-url tcp://HOST:PORT"),
     ],
 )
 def test_bad_options_exit_2_with_one_line_before_any_work(tmp_path, capsys, option, message):
@@ -300,9 +320,13 @@ def test_bad_options_exit_2_with_one_line_before_any_work(tmp_path, capsys, opti
 
 
 def test_output_that_is_a_file_or_unwritable_exits_2_before_any_work(tmp_path, capsys):
+    src = tmp_path / "in"  # inputs are fine: the output is at fault
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(str(src / "a_trimap.png"), _trimap(8, 8))
     (tmp_path / "taken").write_text("a file")
-    args = ["--config-file", str(tmp_path / "no_config.py"), "--input", str(tmp_path),
-            "--trimap", str(tmp_path), "--output", str(tmp_path / "taken")]
+    args = ["--config-file", str(tmp_path / "no_config.py"), "--input", str(src),
+            "--trimap", str(src), "--output", str(tmp_path / "taken")]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err == f"error: --output {tmp_path / 'taken'}: exists and is not a directory\n"
@@ -310,3 +334,89 @@ def test_output_that_is_a_file_or_unwritable_exits_2_before_any_work(tmp_path, c
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1
     assert "--output" in proc.stderr and "cannot write there (Permission denied)" in proc.stderr
+
+
+def test_budget_or_tile_that_fits_no_image_exits_2_before_any_image(tmp_path, weights, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((24, 24, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "a_trimap.png"), _trimap(24, 24))
+    args = _common(weights) + ["--input", str(tmp_path / "a.png"), "--trimap",
+                               str(tmp_path / "a_trimap.png"), "--output", str(tmp_path / "out")]
+    assert main(args + ["--max-memory", "100MB", *MEMATTE_OPTS]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --max-memory 100 MB fits no image: a 16x16 image needs")
+    # a tile smaller than the model's context (64 pixels in the configs; 128 here)
+    assert main(args + ["--tile-size", "64", *MEMATTE_OPTS, "model.tile_context=128"]) == 2
+    assert ("error: --tile-size 64 is smaller than the model's tile context of 128 pixels"
+            in capsys.readouterr().err)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_glob_over_the_output_folder_reruns_and_names_non_images(tmp_path, weights, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((24, 24, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "a_trimap.png"), _trimap(24, 24))
+    (tmp_path / "notes.txt").write_text("not an image")
+    args = _common(weights) + ["--input", str(tmp_path / "*"), "--trimap", str(tmp_path),
+                               "--output", str(tmp_path), *MEMATTE_OPTS]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "1 of 1 images written" in out
+    assert f"skipped {tmp_path / 'notes.txt'}: not an image file" in err
+    assert "no trimap" not in err
+    assert main(args) == 0  # again, with a_alpha.png matching the glob
+    out, err = capsys.readouterr()
+    assert "1 of 1 images written" in out
+    assert f"skipped {tmp_path / 'a_alpha.png'}: an output of this command" in err
+
+
+def test_missing_input_exits_2_without_creating_the_output_folder(tmp_path, capsys):
+    args = ["--config-file", str(tmp_path / "no_config.py"), "--input",
+            str(tmp_path / "nothing*.png"), "--trimap", str(tmp_path), "--output",
+            str(tmp_path / "out")]
+    assert main(args) == 2
+    assert "no image files found" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.integration
+def test_undecodable_file_name_under_strict_utf8_output(tmp_path, weights):
+    """Under PYTHONIOENCODING=utf-8 (strict) a name with invalid UTF-8 bytes is printed
+    backslash-escaped and every image is processed, not just those before it."""
+    image_png = cv2.imencode(".png", np.zeros((24, 24, 3), np.uint8))[1].tobytes()
+    trimap_png = cv2.imencode(".png", _trimap(24, 24))[1].tobytes()
+    for stem in (b"a", b"b\xff", b"c"):  # (OpenCV crashes on such a name: bytes via Python)
+        (tmp_path / os.fsdecode(stem + b".png")).write_bytes(image_png)
+        (tmp_path / os.fsdecode(stem + b"_trimap.png")).write_bytes(trimap_png)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "predict.py"), *_common(weights), "--input",
+         str(tmp_path), "--trimap", str(tmp_path), "--output", str(tmp_path / "out"),
+         *MEMATTE_OPTS],
+        capture_output=True, env=env, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+    assert b"b\\udcff.png: " in proc.stdout and b"3 of 3 images written" in proc.stdout
+    written = sorted(os.listdir(os.fsencode(tmp_path / "out")))
+    assert written == [b"a_alpha.png", b"b\xff_alpha.png", b"c_alpha.png"]
+
+
+def test_skip_existing_passes_over_images_with_every_output(tmp_path, weights, capsys):
+    for stem in "ab":
+        cv2.imwrite(str(tmp_path / f"{stem}.png"), np.zeros((24, 24, 3), np.uint8))
+        cv2.imwrite(str(tmp_path / f"{stem}_trimap.png"), _trimap(24, 24))
+    out = tmp_path / "out"
+    args = _common(weights) + ["--input", str(tmp_path / "a.png"), "--trimap",
+                               str(tmp_path / "a_trimap.png"), "--output", str(out), "--cutout",
+                               *MEMATTE_OPTS]
+    assert main(args) == 0
+    capsys.readouterr()
+    (out / "a_cutout.png").unlink()  # a's cutout is missing: a is computed again
+    args[args.index(str(tmp_path / "a.png"))] = str(tmp_path)
+    args[args.index(str(tmp_path / "a_trimap.png"))] = str(tmp_path)
+    assert main([*args[:-len(MEMATTE_OPTS)], "--skip-existing", *MEMATTE_OPTS]) == 0
+    assert "2 of 2 images written" in capsys.readouterr().out
+    done = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert sorted(done) == ["a_alpha.png", "a_cutout.png", "b_alpha.png", "b_cutout.png"]
+    assert main([*args[:-len(MEMATTE_OPTS)], "--skip-existing", *MEMATTE_OPTS]) == 0
+    out_text = capsys.readouterr().out
+    assert "0 of 2 images written" in out_text and "2 already complete" in out_text
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == done

@@ -54,3 +54,19 @@ def test_folder_that_is_input_trimap_and_output_folder(tmp_path):
         ("x.jpg", "x_trimap.png"), ("x.png", "x_trimap.png"), ("y.png", None)
     ]
     assert "no trimap named y_trimap.* in" in jobs[2].error
+
+
+def test_glob_passes_over_non_images_and_outputs_in_the_output_folder(tmp_path):
+    """A glob is sorted out as a folder is: `out/*` with `--output out` does not take the
+    earlier outputs as inputs, and a text file is "not an image", not an image without trimap."""
+    _touch(*(tmp_path / n for n in ("a.png", "a_alpha.png", "notes.txt")))
+    _touch(tmp_path / "elsewhere" / "b_alpha.png")
+    images, skipped = list_images(str(tmp_path / "*"), skip_outputs_in=tmp_path)
+    assert [p.name for p in images] == ["a.png"]
+    assert [(p.name, why.split(" (")[0]) for p, why in skipped] == [
+        ("a_alpha.png", "an output of this command in the --output folder"),
+        ("notes.txt", "not an image file"),
+    ]
+    # outside the output folder a name ending in _alpha is an input like any other
+    images, _ = list_images(str(tmp_path / "elsewhere" / "*.png"), skip_outputs_in=tmp_path)
+    assert [p.name for p in images] == ["b_alpha.png"]
