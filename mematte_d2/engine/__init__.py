@@ -8,6 +8,7 @@ from .step import MattingStepRunner
 from .trainer import (
     MattingTrainer,
     check_datasets,
+    gradient_compression_hook,
     resolve_device,
     test_dataset_names,
     train_dataset_names,
@@ -23,6 +24,7 @@ __all__ = [
     "ViTLayerDecay",
     "apply_overrides",
     "check_datasets",
+    "gradient_compression_hook",
     "load_config",
     "resolve_device",
     "test_dataset_names",

@@ -7,8 +7,9 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 import torch
-from detectron2.utils.events import get_event_storage
 from torch import nn
+
+from mematte_d2.utils.events import put_device_scalars
 
 from .losses import MattingCriterion, distillation_loss
 from .model_inputs import MattingInputs
@@ -279,15 +280,13 @@ class MEMatte(nn.Module):
 
     @staticmethod
     def _log_keep_ratios(keep_ratios: torch.Tensor) -> None:
-        try:
-            storage = get_event_storage()
-        except AssertionError:  # no EventStorage active (e.g. plain forward calls)
+        """Log each router's keep ratio and their mean, as tensors: the training step reads
+        them with its losses, so logging adds no host sync (``put_device_scalars``)."""
+        ratios = keep_ratios.detach().float().flatten()
+        if not ratios.numel():
             return
-        values = keep_ratios.detach().float().cpu().flatten().tolist()
-        for k, value in enumerate(values):
-            storage.put_scalar(f"keep_ratio/router{k}", value)
-        if values:
-            storage.put_scalar("keep_ratio/mean", sum(values) / len(values))
+        values = {f"keep_ratio/router{k}": value for k, value in enumerate(ratios.unbind())}
+        put_device_scalars({**values, "keep_ratio/mean": ratios.mean()})
 
     def inference(self, batched_inputs: list[dict]) -> list[dict]:
         """Per-image outputs; images are batched only with others of the same padded size.
