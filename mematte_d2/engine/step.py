@@ -51,8 +51,9 @@ class MattingStepRunner(SimpleTrainer):
     """detectron2's SimpleTrainer step with the extras matting training needs.
 
     * torch's global RNG is re-seeded from (seed, rank, iteration) before each step, so the
-      routing decisions (Gumbel noise) of iteration k do not depend on how the run got there;
-      this is what makes a resumed run identical to an uninterrupted one.
+      routing decisions (Gumbel noise) of iteration k do not depend on how the run got there.
+      With deterministic kernels (any CPU run; on CUDA only with ``train.deterministic``, see
+      docs/determinism.md) a resumed run is then identical to an uninterrupted one.
     * autocast (fp16 with a GradScaler or bf16 on CUDA, bf16 on CPU) when ``amp_dtype`` is set.
     * gradient clipping by global norm when ``clip_grad_norm`` is set.
     """
