@@ -7,6 +7,7 @@ from .schedule import FractionalMultiStep, warmup_multistep
 from .step import MattingStepRunner
 from .trainer import (
     MattingTrainer,
+    bind_device,
     check_datasets,
     gradient_compression_hook,
     resolve_device,
@@ -23,6 +24,7 @@ __all__ = [
     "MattingVisualizer",
     "ViTLayerDecay",
     "apply_overrides",
+    "bind_device",
     "check_datasets",
     "gradient_compression_hook",
     "load_config",

@@ -31,6 +31,7 @@ from .step import MattingStepRunner, training_autocast_dtype, uses_grad_scaler
 
 __all__ = [
     "MattingTrainer",
+    "bind_device",
     "check_datasets",
     "gradient_compression_hook",
     "resolve_device",
@@ -88,6 +89,14 @@ def gradient_compression_hook(device: torch.device, amp_dtype: torch.dtype | Non
     if amp_dtype == torch.bfloat16:
         return default_hooks.bf16_compress_hook
     return None
+
+
+def bind_device(device: torch.device) -> None:
+    """Make `device` this process's current CUDA device, so that what reads the current device
+    (the pin-memory thread, cuBLAS handles, NCCL, peak-memory counters) uses the model's GPU,
+    also for ``train.device=cuda:K`` in a single process. No-op for the CPU."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
 
 
 def test_dataset_names(cfg: DictConfig) -> list[str]:
@@ -164,6 +173,7 @@ class MattingTrainer(DefaultTrainer):
         extra = [validation] if validation else []
         check_datasets(train_dataset_names(cfg) + test_dataset_names(cfg) + extra)
         self.device = resolve_device(cfg)
+        bind_device(self.device)
         amp_dtype = training_autocast_dtype(cfg.train.get("amp", {}), self.device)
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
