@@ -124,8 +124,8 @@ class MattingStepRunner(SimpleTrainer):
     def _check_finite(self, losses: dict[str, torch.Tensor]) -> None:
         """Raise FloatingPointError on every rank together, before the optimizer step, when any
         rank's loss is not finite (a rank raising alone would leave the others waiting in the
-        next collective). Called after backward: every rank has then joined the gradient
-        all-reduce, and the vote is the step's only other synchronisation."""
+        next collective). Called after backward, so every rank has joined the gradient
+        all-reduce before it votes (a gloo all-reduce of the host copies, also under NCCL)."""
         finite = all(bool(torch.isfinite(v)) for v in losses.values())
         bad_ranks = ranks_where(not finite)
         if bad_ranks:
