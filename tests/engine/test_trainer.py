@@ -61,3 +61,21 @@ def test_gloo_ddp_registers_the_hook_and_large_gradients_stay_finite(one_rank_gl
 def test_the_old_fp16_key_is_refused_by_name():
     with pytest.raises(ValueError, match="train.ddp.fp16_compression .*grad_compression"):
         MattingTrainer._wrap_ddp(_ddp_cfg(fp16_compression=True), torch.nn.Linear(1, 1))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("amp_dtype", [torch.float16, torch.bfloat16])
+def test_nccl_ddp_all_reduces_in_the_amp_dtype(amp_dtype):
+    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0,
+                            world_size=1)
+    try:
+        with mock.patch.object(trainer_module.comm, "get_world_size", return_value=2):
+            model = torch.nn.Linear(2, 1, bias=False).cuda()
+            wrapped = MattingTrainer._wrap_ddp(_ddp_cfg(), model, amp_dtype)
+        with torch.autocast("cuda", amp_dtype):
+            wrapped(torch.full((1, 2), 0.5, device="cuda")).sum().backward()
+        assert model.weight.grad.dtype == torch.float32
+        torch.testing.assert_close(model.weight.grad.cpu(), torch.full((1, 2), 0.5))
+    finally:
+        dist.destroy_process_group()
