@@ -72,7 +72,8 @@ class InferenceCase:
     (``flops.count_gflops``);
     ``max_memory_bytes``: a case whose estimated peak (``estimate_peak_memory``) exceeds this is
     not run but reported as skipped, so that a quadratic-memory baseline cannot exhaust the
-    machine (None = always run).
+    machine (None = always run); ``max_memory``: the same as a ``MemoryBudget`` spec ("8GB",
+    "auto"), read by the child itself, so that the parent never touches CUDA.
     """
 
     model: str
@@ -88,6 +89,7 @@ class InferenceCase:
     seed: int = 0
     max_seconds: float | None = None
     max_memory_bytes: int | None = None
+    max_memory: str | None = None
     count_flops: bool = True
     opts: list[str] = field(default_factory=list)
 
@@ -95,15 +97,23 @@ class InferenceCase:
         return json.dumps({"kind": "inference", **asdict(self)})
 
 
+RECIPE_TRAIN_CONFIG = Path(model_zoo.get_config_file("common/train.py"))
+
+
 @dataclass
 class TrainCase:
-    """Training steps (forward, backward, AdamW step) on random crops, in its own process.
+    """Training steps (forward, backward, AdamW step) on random crops, in its own process,
+    run by the training step runner as the recipes train.
 
-    ``teacher``: keep the config's distillation teacher (as in real MEMatte training).
+    ``teacher``: keep the config's distillation teacher (as in real MEMatte training);
+    ``precision``: "recipe" = the AMP and gradient clipping of ``configs/common/train.py``
+    (fp16 autocast with a GradScaler on CUDA, fp32 on the CPU, as the trainer does), or one of
+    ``DTYPES`` for that autocast dtype (fp16 on CUDA only).
     """
 
     model: str
     teacher: bool = False
+    precision: str = "recipe"
     batch_size: int = 2
     crop_size: int = 512
     device: str = "cpu"

@@ -9,6 +9,7 @@ process of its own; on CUDA it is the peak allocation of the caching allocator.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 import statistics
@@ -17,10 +18,13 @@ import time
 
 import numpy as np
 import torch
-from detectron2.config import instantiate
+from detectron2.config import LazyConfig, instantiate
+from detectron2.utils.events import EventStorage
 
+from mematte_d2.engine.step import MattingStepRunner, training_autocast_dtype
 from mematte_d2.inference.engine import MattingInference
 from mematte_d2.inference.memory import (
+    MemoryBudget,
     estimate_peak_memory,
     format_bytes,
     model_dims,
@@ -30,7 +34,14 @@ from mematte_d2.modeling.routing import RoutingBudget
 from mematte_d2.utils.precision import autocast, autocast_dtype
 from mematte_d2.utils.process_memory import current_rss_bytes, peak_rss_bytes
 
-from .cases import InferenceCase, TrainCase, case_from_json, load_model_config, synthetic_pair
+from .cases import (
+    RECIPE_TRAIN_CONFIG,
+    InferenceCase,
+    TrainCase,
+    case_from_json,
+    load_model_config,
+    synthetic_pair,
+)
 from .flops import count_gflops
 from .saved_memory import SavedTensorMeter
 
@@ -117,10 +128,13 @@ def run_inference(case: InferenceCase) -> dict:
                               skip_known_tiles=case.skip_known_tiles)
     budget = RoutingBudget(keep_ratio=case.keep_ratio)
     estimate = estimated_peak(engine, case)
-    if case.max_memory_bytes is not None and estimate > case.max_memory_bytes:
+    limit = case.max_memory_bytes
+    if limit is None and case.max_memory is not None:
+        limit = MemoryBudget(case.max_memory, device).bytes()
+    if limit is not None and estimate > limit:
         return {
             "status": f"skipped: estimated peak {format_bytes(estimate)} > limit "
-                      f"{format_bytes(case.max_memory_bytes)}",
+                      f"{format_bytes(limit)}",
             "estimated_peak_bytes": estimate,
         }
     image, trimap = synthetic_pair(case.size, case.seed, case.trimap)
@@ -169,17 +183,33 @@ def run_inference(case: InferenceCase) -> dict:
 
 
 def _train_batch(case: TrainCase, device: torch.device) -> list[dict]:
+    """A batch as the training loader gives it: float32 CxHxW tensors on the host, pinned for
+    a CUDA run (the model copies them to the GPU in each step, as in real training)."""
     generator = torch.Generator().manual_seed(case.seed)
     batch = []
     for i in range(case.batch_size):
         image, trimap = synthetic_pair(case.crop_size, case.seed + i)
         alpha = torch.rand(1, case.crop_size, case.crop_size, generator=generator)
         batch.append({
-            "image": torch.from_numpy(image).permute(2, 0, 1).float().to(device),
-            "trimap": torch.from_numpy(trimap)[None].float().to(device),
-            "alpha": alpha.to(device),
+            "image": torch.from_numpy(image).permute(2, 0, 1).float().contiguous(),
+            "trimap": torch.from_numpy(trimap)[None].float(),
+            "alpha": alpha,
         })
+    if device.type == "cuda":
+        batch = [{k: v.pin_memory() for k, v in item.items()} for item in batch]
     return batch
+
+
+def train_precision(case: TrainCase, device: torch.device) -> tuple[torch.dtype | None,
+                                                                    float | None]:
+    """(autocast dtype, gradient-clipping norm) of the case: the recipe's ``train.amp`` and
+    ``train.clip_grad`` as the trainer reads them, or the named dtype without clipping."""
+    if case.precision == "recipe":
+        recipe = LazyConfig.load(str(RECIPE_TRAIN_CONFIG)).train
+        clip = recipe.get("clip_grad", {})
+        return (training_autocast_dtype(recipe.amp, device),
+                clip.get("max_norm") if clip.get("enabled", False) else None)
+    return autocast_dtype(case.precision, device, setting="precision"), None
 
 
 def _count(params) -> int:
@@ -187,24 +217,31 @@ def _count(params) -> int:
 
 
 def run_training(case: TrainCase) -> dict:
-    """Warm-up step, then timed steps (forward, backward, AdamW step) on one random batch.
+    """Warm-up step, then timed steps (forward, backward, AdamW step) on one random batch, by
+    the trainer's step runner: the case's autocast, GradScaler and clipping (``train_precision``)
+    and a host batch the model copies to the device in every step, as in real training.
 
     ``saved_by_routing_bytes``: what the routers' and token refiners' forwards keep for backward
     in one step (their activation memory); ``saved_by_global_blocks_bytes``: the same for the
     global-attention blocks (MEMatte's routed blocks, refiners included; ViTMatte's global ones).
     """
     device = torch.device(case.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    amp_dtype, clip = train_precision(case, device)
     model = build_model(case.model, case.opts, case.seed, teacher=case.teacher).to(device)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-5)
-    batch = _train_batch(case, device)
+    runner = MattingStepRunner(model, itertools.repeat(_train_batch(case, device)), optimizer,
+                               seed=case.seed, device=device, amp_dtype=amp_dtype,
+                               clip_grad_norm=clip)
+    storage = EventStorage(0)
 
     def step() -> None:
-        losses = model(batch)
-        optimizer.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
-        optimizer.step()
+        with storage:
+            runner.run_step()
+        runner.iter = storage.iter = runner.iter + 1
 
     routing_modules = [m for name, m in model.backbone.named_modules()
                        if name.startswith("routers.") or name.endswith("efficient_block")]
@@ -218,6 +255,8 @@ def run_training(case: TrainCase) -> dict:
     times = [_timed(step, device) for _ in range(case.repeats)]
     step_s = statistics.median(times)
     return {
+        "amp_dtype": str(amp_dtype).removeprefix("torch.") if amp_dtype else "float32",
+        "grad_scaler": runner.grad_scaler is not None,
         "step_s": step_s,
         "iters_per_s": 1.0 / step_s,
         "warmup_s": warmup,

@@ -18,7 +18,8 @@ INFERENCE_COLUMNS = (
     "tokens_total", "tokens_routed_per_block", "tokens_routed", "load_1m",
 )
 TRAIN_COLUMNS = (
-    "model", "teacher", "batch_size", "crop_size", "device", "threads", "status", "iters_per_s",
+    "model", "teacher", "batch_size", "crop_size", "device", "amp_dtype", "grad_scaler",
+    "threads", "status", "iters_per_s",
     "step_s", "timed_runs", "peak_memory_gb", "peak_memory_lower_bound_gb", "memory_before_gb",
     "params_trainable_m", "params_frozen_m", "params_routing_m", "routing_state_gb",
     "saved_by_routing_gb", "saved_by_global_blocks_gb", "load_1m",
@@ -83,6 +84,8 @@ def train_row(case, result: dict) -> dict:
         "batch_size": case.batch_size,
         "crop_size": case.crop_size,
         "device": case.device,
+        "amp_dtype": result.get("amp_dtype"),
+        "grad_scaler": result.get("grad_scaler"),
         "threads": case.threads,
         "status": result["status"],
         "iters_per_s": _round(result.get("iters_per_s"), 4),
@@ -208,13 +211,15 @@ def ratio_lines(rows: Sequence[dict]) -> list[tuple[str, ...]]:
 
 
 def train_markdown(rows: Sequence[dict]) -> str:
-    header = ("Model", "Teacher", "Batch x crop", "Device", "it/s", "Step s (median)",
+    header = ("Model", "Teacher", "Batch x crop", "Device", "Autocast", "it/s", "Step s (median)",
               "Peak memory GB", "Before first step GB", "Trainable / frozen params M",
               "Router + refiner params M", "Router + refiner weights, grads, Adam GB",
               "Router + refiner saved activations GB", "Global blocks' saved activations GB",
               "Load at start", "Status")
     lines = [(r["model"], "yes" if r["teacher"] else "no",
-              f"{r['batch_size']} x {r['crop_size']}^2", r["device"], _cell(r["iters_per_s"]),
+              f"{r['batch_size']} x {r['crop_size']}^2", r["device"],
+              f"{r['amp_dtype']}{' + GradScaler' if r['grad_scaler'] else ''}",
+              _cell(r["iters_per_s"]),
               _cell(r["step_s"]), _memory_cell(r), _cell(r["memory_before_gb"]),
               f"{_cell(r['params_trainable_m'])} / {_cell(r['params_frozen_m'])}",
               _cell(r["params_routing_m"]), _cell(r["routing_state_gb"]),

@@ -187,23 +187,26 @@ def run(args: argparse.Namespace) -> int:
     rows: list[dict] = []
     if args.train:
         cases, to_row, stem = _train_cases(args, device), train_row, "training"
-        header.append(f"- training step: forward + backward + AdamW, batch {args.batch_size} x "
-                      f"{args.crop_size}^2 random crops; routing as in training")
+        header.append(f"- training step: forward + backward + AdamW by the trainer's step runner "
+                      f"with the recipe's AMP (configs/common/train.py), batch "
+                      f"{args.batch_size} x {args.crop_size}^2 random crops on the host; "
+                      "routing as in training")
     else:
         cases, to_row, stem = _inference_cases(args, device), inference_row, "inference"
         tile = "the config's" if args.tile_size is None else args.tile_size
         header.append(f"- batch 1; keep ratio {args.keep_ratio} per routed block "
                       f"(`RoutingBudget(keep_ratio=...)`); decoder tile size {tile}")
     skipped = set(args.skip)
-    budget = (None if args.train or args.max_memory.lower() == "none"
-              else MemoryBudget(args.max_memory, torch.device(device)))
+    # the child reads the budget: this process never starts CUDA (a context costs ~0.5 GB of
+    # the GPU the measured child runs on)
+    budget = None if args.train or args.max_memory.lower() == "none" else args.max_memory
     for i, case in enumerate(cases, 1):
         name = f"{case.model}@{getattr(case, 'size', '')}"
         if name in skipped:
             result = {"status": "skipped (--skip)"}
         else:
             if budget is not None:
-                case.max_memory_bytes = budget.bytes()
+                case.max_memory = budget
             result = run_case(case, timeout=args.timeout)
         rows.append(to_row(case, result))
         _report_progress(i, len(cases), rows[-1])

@@ -8,8 +8,15 @@ from detectron2.utils import comm
 
 from mematte_d2.checkpoint import CheckpointError, load_matting_weights
 from mematte_d2.config import ConfigError, load_config
-from mematte_d2.engine import MattingTrainer, check_datasets, resolve_device, test_dataset_names
-from mematte_d2.engine.setup import setup_job
+from mematte_d2.engine import (
+    MattingTrainer,
+    bind_device,
+    check_datasets,
+    resolve_device,
+    test_dataset_names,
+)
+from mematte_d2.engine.setup import check_determinism_settings, setup_job
+from mematte_d2.utils.determinism import prepare_cublas_workspace
 from mematte_d2.utils.distributed import launch
 
 EPILOG = """
@@ -32,6 +39,7 @@ def evaluate(cfg) -> dict:
     if not cfg.train.get("init_checkpoint"):
         raise ValueError("--eval-only needs weights: add train.init_checkpoint=/path/to/model.pth")
     check_datasets(test_dataset_names(cfg))
+    bind_device(resolve_device(cfg))
     model = MattingTrainer.build_model(cfg)
     load_matting_weights(model, cfg.train.init_checkpoint)
     model.eval()
@@ -55,8 +63,11 @@ def run(argv: list[str] | None = None) -> int:
         parser.error("--config-file is required")
     # A bad file, key, value or device stops here, before any process starts or config.yaml
     # is written.
-    device = resolve_device(load_config(args.config_file, args.opts), local_rank=0,
-                            local_size=args.num_gpus)
+    cfg = load_config(args.config_file, args.opts)
+    device = resolve_device(cfg, local_rank=0, local_size=args.num_gpus)
+    check_determinism_settings(cfg)
+    if cfg.train.get("deterministic", False):
+        prepare_cublas_workspace()  # before any process starts CUDA; the workers inherit it
     launch(
         main,
         args.num_gpus,
@@ -65,6 +76,7 @@ def run(argv: list[str] | None = None) -> int:
         machine_rank=args.machine_rank,
         dist_url=args.dist_url,
         args=(args,),
+        gpu=device.index if device.type == "cuda" and args.num_gpus == 1 else None,
     )
     return 0
 

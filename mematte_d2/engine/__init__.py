@@ -7,7 +7,9 @@ from .schedule import FractionalMultiStep, warmup_multistep
 from .step import MattingStepRunner
 from .trainer import (
     MattingTrainer,
+    bind_device,
     check_datasets,
+    gradient_compression_hook,
     resolve_device,
     test_dataset_names,
     train_dataset_names,
@@ -22,7 +24,9 @@ __all__ = [
     "MattingVisualizer",
     "ViTLayerDecay",
     "apply_overrides",
+    "bind_device",
     "check_datasets",
+    "gradient_compression_hook",
     "load_config",
     "resolve_device",
     "test_dataset_names",

@@ -21,8 +21,9 @@ from detectron2.utils.logger import setup_logger
 from omegaconf import DictConfig
 
 from mematte_d2.utils.atomic import atomic_write
+from mematte_d2.utils.determinism import enable_determinism
 
-__all__ = ["save_config", "setup_job"]
+__all__ = ["check_determinism_settings", "save_config", "setup_job"]
 
 
 def save_config(cfg: DictConfig, output_dir: str | os.PathLike) -> Path:
@@ -37,8 +38,8 @@ def save_config(cfg: DictConfig, output_dir: str | os.PathLike) -> Path:
 def setup_job(cfg: DictConfig, args: argparse.Namespace) -> None:
     """Loggers writing to ``train.output_dir`` (detectron2's, fvcore's and this package's), the
     environment and command line in the log, ``config.yaml`` on the main process, a seed per
-    rank (``train.seed + rank``; a random one when negative) and ``train.cudnn_benchmark``
-    for training."""
+    rank (``train.seed + rank``; a random one when negative), ``train.deterministic`` and
+    ``train.cudnn_benchmark`` for training."""
     output_dir = cfg.train.output_dir
     rank = comm.get_rank()
     if comm.is_main_process():
@@ -52,5 +53,15 @@ def setup_job(cfg: DictConfig, args: argparse.Namespace) -> None:
         logger.info("Full config saved to %s", save_config(cfg, output_dir))
     seed = cfg.train.get("seed", -1)
     seed_all_rng(None if seed is None or seed < 0 else seed + rank)
-    if not getattr(args, "eval_only", False):
+    check_determinism_settings(cfg)
+    if cfg.train.get("deterministic", False):
+        enable_determinism()
+    elif not getattr(args, "eval_only", False):
         torch.backends.cudnn.benchmark = bool(cfg.train.get("cudnn_benchmark", False))
+
+
+def check_determinism_settings(cfg: DictConfig) -> None:
+    """Refuse ``train.deterministic`` with ``train.cudnn_benchmark`` (timing-picked kernels)."""
+    if cfg.train.get("deterministic", False) and cfg.train.get("cudnn_benchmark", False):
+        raise ValueError("train.deterministic=True and train.cudnn_benchmark=True: cuDNN "
+                         "benchmarking picks kernels by timing; set train.cudnn_benchmark=False")

@@ -7,12 +7,14 @@ from collections.abc import Mapping
 import torch
 from detectron2.engine import SimpleTrainer
 from detectron2.utils import comm
+from detectron2.utils.events import get_event_storage
 
 from mematte_d2.data.resumable import sample_seed
 from mematte_d2.utils.distributed import ranks_where
+from mematte_d2.utils.events import pop_device_scalars
 from mematte_d2.utils.precision import PRECISIONS, autocast, check_bf16_native
 
-__all__ = ["MattingStepRunner", "training_autocast_dtype"]
+__all__ = ["MattingStepRunner", "training_autocast_dtype", "uses_grad_scaler"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +42,18 @@ def training_autocast_dtype(amp: Mapping, device: torch.device) -> torch.dtype |
     return dtype
 
 
+def uses_grad_scaler(amp_dtype: torch.dtype | None, device: torch.device) -> bool:
+    """Whether training in `amp_dtype` on `device` scales its losses (fp16 autocast on CUDA)."""
+    return amp_dtype == torch.float16 and device.type == "cuda"
+
+
 class MattingStepRunner(SimpleTrainer):
     """detectron2's SimpleTrainer step with the extras matting training needs.
 
     * torch's global RNG is re-seeded from (seed, rank, iteration) before each step, so the
-      routing decisions (Gumbel noise) of iteration k do not depend on how the run got there;
-      this is what makes a resumed run identical to an uninterrupted one.
+      routing decisions (Gumbel noise) of iteration k do not depend on how the run got there.
+      With deterministic kernels (any CPU run; on CUDA only with ``train.deterministic``, see
+      docs/determinism.md) a resumed run is then identical to an uninterrupted one.
     * autocast (fp16 with a GradScaler or bf16 on CUDA, bf16 on CPU) when ``amp_dtype`` is set.
     * gradient clipping by global norm when ``clip_grad_norm`` is set.
     """
@@ -66,7 +74,7 @@ class MattingStepRunner(SimpleTrainer):
         self.device = device
         self.amp_dtype = amp_dtype
         self.clip_grad_norm = clip_grad_norm
-        use_scaler = amp_dtype == torch.float16 and device.type == "cuda"
+        use_scaler = uses_grad_scaler(amp_dtype, device)
         self.grad_scaler = torch.amp.GradScaler("cuda") if use_scaler else None
 
     def run_step(self) -> None:
@@ -80,31 +88,44 @@ class MattingStepRunner(SimpleTrainer):
         with autocast(self.amp_dtype, self.device):
             loss_dict = self.model(data)
         losses = sum(loss_dict.values())
-        # One device-to-host copy of all losses per step: the finiteness check and the logged
-        # values both read it.
-        host_losses = dict(zip(
-            loss_dict, torch.stack([v.detach().float() for v in loss_dict.values()]).cpu()
-        ))
-        self._check_finite(host_losses)
         if self.grad_scaler is not None:
             self.grad_scaler.scale(losses).backward()
-            self.grad_scaler.unscale_(self.optimizer)
         else:
             losses.backward()
+        # One device-to-host copy per step, after the backward pass was queued (a copy before
+        # it would leave the GPU idle while the host launches the backward): the losses for
+        # the non-finite check and the log, and the scalars the model logged as tensors.
+        storage = get_event_storage()
+        logged = pop_device_scalars(storage)
+        host = self._to_host({**logged, **loss_dict})
+        host_losses = {name: host[name] for name in loss_dict}
+        self._check_finite(host_losses)
+        if self.grad_scaler is not None:
+            self.grad_scaler.unscale_(self.optimizer)
         if self.clip_grad_norm:
             params = [p for group in self.optimizer.param_groups for p in group["params"]]
             torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
         self.after_backward()
         self._write_metrics(host_losses, data_time)
+        for name in logged:
+            storage.put_scalar(name, float(host[name]))
         if self.grad_scaler is not None:
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
         else:
             self.optimizer.step()
 
+    @staticmethod
+    def _to_host(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """0-d tensors copied to the host together (one sync on CUDA)."""
+        stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
+        return dict(zip(values, stacked.cpu()))
+
     def _check_finite(self, losses: dict[str, torch.Tensor]) -> None:
-        """Raise FloatingPointError on every rank together when any rank's loss is not finite
-        (a rank raising alone would leave the others waiting in the gradient all-reduce)."""
+        """Raise FloatingPointError on every rank together, before the optimizer step, when any
+        rank's loss is not finite (a rank raising alone would leave the others waiting in the
+        next collective). Called after backward, so every rank has joined the gradient
+        all-reduce before it votes (a gloo all-reduce of the host copies, also under NCCL)."""
         finite = all(bool(torch.isfinite(v)) for v in losses.values())
         bad_ranks = ranks_where(not finite)
         if bad_ranks:

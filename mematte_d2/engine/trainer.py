@@ -15,6 +15,7 @@ from detectron2.solver import LRMultiplier
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 from omegaconf import DictConfig
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.nn.parallel import DistributedDataParallel
 
 from mematte_d2.checkpoint import (
@@ -27,11 +28,13 @@ from mematte_d2.inference.engine import MattingInference
 from mematte_d2.utils.distributed import broadcast_buffers_from_rank0
 
 from .hooks import MattingVisualizer, unwrap_model
-from .step import MattingStepRunner, training_autocast_dtype
+from .step import MattingStepRunner, training_autocast_dtype, uses_grad_scaler
 
 __all__ = [
     "MattingTrainer",
+    "bind_device",
     "check_datasets",
+    "gradient_compression_hook",
     "resolve_device",
     "test_dataset_names",
     "train_dataset_names",
@@ -70,6 +73,31 @@ def resolve_device(cfg: DictConfig, local_rank: int | None = None,
             "machine, one per GPU; use train.device=cuda (or CUDA_VISIBLE_DEVICES)"
         )
     return device
+
+
+def gradient_compression_hook(device: torch.device, amp_dtype: torch.dtype | None):
+    """The DDP communication hook that all-reduces gradients in the training precision, or
+    None for full-precision all-reduces.
+
+    fp16 compression only with fp16 AMP and its GradScaler: the hook casts to fp16 before
+    dividing by the world size, so gradients above 65504 become inf, which only the scaler
+    turns into a skipped step (small ones underflow to 0, which its scaling prevents).
+    bf16 AMP gets bf16 compression (fp32's range); fp32 training none. Both hooks run on NCCL
+    and gloo.
+    """
+    if amp_dtype == torch.float16 and uses_grad_scaler(amp_dtype, device):
+        return default_hooks.fp16_compress_hook
+    if amp_dtype == torch.bfloat16:
+        return default_hooks.bf16_compress_hook
+    return None
+
+
+def bind_device(device: torch.device) -> None:
+    """Make `device` this process's current CUDA device, so that what reads the current device
+    (the pin-memory thread, cuBLAS handles, NCCL, peak-memory counters) uses the model's GPU,
+    also for ``train.device=cuda:K`` in a single process. No-op for the CPU."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
 
 
 def test_dataset_names(cfg: DictConfig) -> list[str]:
@@ -146,13 +174,14 @@ class MattingTrainer(DefaultTrainer):
         extra = [validation] if validation else []
         check_datasets(train_dataset_names(cfg) + test_dataset_names(cfg) + extra)
         self.device = resolve_device(cfg)
+        bind_device(self.device)
         amp_dtype = training_autocast_dtype(cfg.train.get("amp", {}), self.device)
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
         # Pinned host batches, so the host-to-GPU copies of the inputs do not block the step.
         data_loader.pin_memory = self.device.type == "cuda"
-        model = self._wrap_ddp(cfg, model)
+        model = self._wrap_ddp(cfg, model, amp_dtype)
         clip = cfg.train.get("clip_grad", {})
         self._trainer = MattingStepRunner(
             model,
@@ -213,18 +242,19 @@ class MattingTrainer(DefaultTrainer):
         return seed if seed is not None and seed >= 0 else comm.shared_random_seed()
 
     @staticmethod
-    def _wrap_ddp(cfg: DictConfig, model: torch.nn.Module) -> torch.nn.Module:
+    def _wrap_ddp(cfg: DictConfig, model: torch.nn.Module,
+                  amp_dtype: torch.dtype | None = None) -> torch.nn.Module:
         """DistributedDataParallel with ``train.ddp``'s options (a single process: `model`).
 
-        ``fp16_compression`` (all-reduce gradients in fp16) applies to CUDA runs only.
+        ``grad_compression`` all-reduces gradients in the training precision `amp_dtype`
+        (``gradient_compression_hook``); in fp32 it does nothing.
         """
         ddp = dict(cfg.train.get("ddp", {}))
-        if "broadcast_buffers" in ddp:
-            raise ValueError(
-                "train.ddp.broadcast_buffers is deprecated by torch; use "
-                "train.ddp.forward_sync_buffers"
-            )
-        fp16_compression = ddp.pop("fp16_compression", False)
+        for old, new in (("broadcast_buffers", "forward_sync_buffers"),
+                         ("fp16_compression", "grad_compression")):
+            if old in ddp:
+                raise ValueError(f"train.ddp.{old} is no longer read; use train.ddp.{new}")
+        grad_compression = ddp.pop("grad_compression", False)
         if comm.get_world_size() == 1:
             return model
         device = next(model.parameters()).device
@@ -232,10 +262,10 @@ class MattingTrainer(DefaultTrainer):
         wrapped = DistributedDataParallel(
             model, device_ids=[device.index] if on_cuda else None, **ddp
         )
-        if fp16_compression and on_cuda:
-            from torch.distributed.algorithms.ddp_comm_hooks import default as comm_hooks
-
-            wrapped.register_comm_hook(state=None, hook=comm_hooks.fp16_compress_hook)
+        hook = gradient_compression_hook(device, amp_dtype) if grad_compression else None
+        if hook is not None:
+            wrapped.register_comm_hook(state=None, hook=hook)
+            logger.info("DDP all-reduces gradients with %s", hook.__name__)
         return wrapped
 
     # ------------------------------------------------------------------ checkpoints

@@ -31,12 +31,15 @@ class PeakMemoryMeter:
 
     def __init__(self):
         self.rss_resettable = True
+        self.cuda_devices: set[torch.device] = set()  # those peak_bytes was asked about
 
     def reset(self) -> None:
-        """Start a new peak: this process's current CUDA device (a DDP rank's own GPU; touching
-        the others would create a CUDA context on each) and, when allowed, the RSS peak."""
+        """Start a new peak: on the CUDA devices the model ran on (those ``peak_bytes`` read;
+        before any, this process's current device: a DDP rank's own GPU, touching the others
+        would create a CUDA context on each) and, when allowed, the RSS peak."""
         if torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.reset_peak_memory_stats(torch.cuda.current_device())
+            for device in self.cuda_devices or [torch.device("cuda", torch.cuda.current_device())]:
+                torch.cuda.reset_peak_memory_stats(device)
         if self.rss_resettable and not clear_rss_peak():
             self.rss_resettable = False
             logger.warning(
@@ -46,5 +49,8 @@ class PeakMemoryMeter:
 
     def peak_bytes(self, device: torch.device) -> int:
         if device.type == "cuda":
+            if device.index is None:
+                device = torch.device("cuda", torch.cuda.current_device())
+            self.cuda_devices.add(device)
             return int(torch.cuda.max_memory_allocated(device))
         return peak_rss_bytes()

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .deterministic_ops import interpolate
+
 __all__ = ["ConvBNReLU", "ConvStream", "FusionBlock", "MattingHead", "DetailCapture"]
 
 
@@ -92,7 +94,7 @@ class FusionBlock(nn.Module):
         self.conv = ConvBNReLU(in_chans, out_chans, stride=1)
 
     def forward(self, features: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
-        up = F.interpolate(features, scale_factor=2, mode="bilinear", align_corners=False)
+        up = interpolate(features, scale_factor=2, mode="bilinear", align_corners=False)
         return self.conv.forward_concat(detail, up)
 
 

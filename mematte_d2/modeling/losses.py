@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .deterministic_ops import reflect_pad2d
+
 __all__ = [
     "MattingCriterion",
     "region_l1_loss",
@@ -38,7 +40,7 @@ def _gauss_kernel(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
 
 def _gauss_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     channels = x.shape[1]
-    x = F.pad(x, (2, 2, 2, 2), mode="reflect")
+    x = reflect_pad2d(x, (2, 2, 2, 2))
     return F.conv2d(x, kernel.expand(channels, 1, 5, 5), groups=channels)
 
 

@@ -6,8 +6,9 @@ Also the plain ViTMatte baseline when built with a ViTMatte encoder and no teach
 from collections.abc import Sequence
 
 import torch
-from detectron2.utils.events import get_event_storage
 from torch import nn
+
+from mematte_d2.utils.events import put_device_scalars
 
 from .losses import MattingCriterion, distillation_loss
 from .model_inputs import MattingInputs
@@ -271,15 +272,13 @@ class MEMatte(nn.Module):
 
     @staticmethod
     def _log_keep_ratios(keep_ratios: torch.Tensor) -> None:
-        try:
-            storage = get_event_storage()
-        except AssertionError:  # no EventStorage active (e.g. plain forward calls)
+        """Log each router's keep ratio and their mean, as tensors: the training step reads
+        them with its losses, so logging adds no host sync (``put_device_scalars``)."""
+        ratios = keep_ratios.detach().float().flatten()
+        if not ratios.numel():
             return
-        values = keep_ratios.detach().float().cpu().flatten().tolist()
-        for k, value in enumerate(values):
-            storage.put_scalar(f"keep_ratio/router{k}", value)
-        if values:
-            storage.put_scalar("keep_ratio/mean", sum(values) / len(values))
+        values = {f"keep_ratio/router{k}": value for k, value in enumerate(ratios.unbind())}
+        put_device_scalars({**values, "keep_ratio/mean": ratios.mean()})
 
     @staticmethod
     def postprocess(batched_inputs: list[dict], alpha: torch.Tensor, encoded: dict) -> list[dict]:

@@ -73,18 +73,23 @@ def launch(
     dist_url: str | None = None,
     args: tuple = (),
     timeout: timedelta = DEFAULT_TIMEOUT,
+    gpu: int | None = None,
 ):
     """Run ``main_func(*args)`` in `num_processes` processes on this machine (one per GPU on
     CUDA), as part of a job of ``num_machines * num_processes`` ranks.
 
     Like detectron2's ``launch``, except that the backend follows `device_type` and the GPU
-    count is checked only for CUDA runs. Returns main_func's result for a single process.
+    count is checked only for CUDA runs. Each CUDA process is bound to its GPU (its local
+    rank, or `gpu` for a single process per machine, ``train.device=cuda:K``) before anything
+    else touches CUDA. Returns main_func's result for a single process.
     """
     if num_processes < 1 or num_machines < 1 or not 0 <= machine_rank < num_machines:
         raise ValueError(
             f"--num-gpus {num_processes}, --num-machines {num_machines}, --machine-rank "
             f"{machine_rank}: need at least one process and 0 <= machine rank < machines"
         )
+    if gpu is not None and num_processes > 1:
+        raise ValueError(f"launch: gpu={gpu} names one GPU for {num_processes} processes")
     if device_type == "cuda" and num_processes > torch.cuda.device_count():
         raise ValueError(
             f"--num-gpus {num_processes} but this machine has {torch.cuda.device_count()} CUDA "
@@ -92,6 +97,8 @@ def launch(
         )
     world_size = num_machines * num_processes
     if world_size == 1:
+        if device_type == "cuda" and gpu is not None:
+            torch.cuda.set_device(gpu)
         return main_func(*args)
     if dist_url in (None, "auto"):
         if num_machines > 1:
@@ -101,7 +108,7 @@ def launch(
         _worker,
         nprocs=num_processes,
         args=(main_func, world_size, num_processes, machine_rank, dist_url, device_type, args,
-              timeout),
+              timeout, gpu),
         daemon=False,
     )
     return None
@@ -109,10 +116,10 @@ def launch(
 
 def _worker(local_rank: int, main_func: Callable, world_size: int, num_processes: int,
             machine_rank: int, dist_url: str, device_type: str, args: tuple,
-            timeout: timedelta) -> None:
+            timeout: timedelta, gpu: int | None = None) -> None:
     rank = machine_rank * num_processes + local_rank
     if device_type == "cuda":
-        torch.cuda.set_device(local_rank)
+        torch.cuda.set_device(local_rank if gpu is None else gpu)
     dist.init_process_group(backend_for(device_type), init_method=dist_url,
                             world_size=world_size, rank=rank, timeout=timeout)
     comm.create_local_process_group(num_processes)

@@ -34,7 +34,8 @@ def check_bf16_native(dtype: torch.dtype | None, device: torch.device, what: str
     than fp16 for no gain in range that the model needs."""
     if dtype != torch.bfloat16 or device.type != "cuda":
         return
-    if not torch.cuda.is_bf16_supported(including_emulation=False):
+    # torch.cuda.is_bf16_supported reads the current device, not necessarily `device`
+    if not torch.version.hip and torch.cuda.get_device_capability(device)[0] < 8:
         raise ValueError(
             f"{what}: {torch.cuda.get_device_name(device)} has no native bfloat16 "
             "(emulated only); use float16"

@@ -132,3 +132,28 @@ def test_trimap_shapes_and_tile_skipping_report_decoder_calls(tmp_path):
         if skip == "True":
             assert int(row["decoded_pixels"]) < int(rows[shape, "False"]["decoded_pixels"])
     assert "| outline (" in (out / "inference.md").read_text()
+
+
+def test_cuda_benchmark_parent_never_starts_cuda(tmp_path):
+    """Only the measured child may hold a CUDA context (one costs ~0.5 GB of that GPU): the
+    parent hands the --max-memory spec to the child instead of reading free GPU memory."""
+    from unittest import mock
+
+    import torch
+
+    from mematte_d2.cli import benchmark as cli
+
+    cases = []
+    forbidden = mock.Mock(side_effect=AssertionError("the parent touched CUDA"))
+    with mock.patch.object(torch.cuda, "is_available", return_value=True), \
+            mock.patch.multiple(torch.cuda, mem_get_info=forbidden, init=forbidden,
+                                set_device=forbidden, memory_reserved=forbidden,
+                                get_device_name=forbidden), \
+            mock.patch.object(cli, "run_case",
+                              side_effect=lambda case, timeout: cases.append(case) or
+                              {"status": "error: mocked"}):
+        assert main(["--models", "mematte_s", "--sizes", str(SIZE), "--device", "cuda",
+                     "--dtypes", "fp16", "--max-memory", "auto", "--no-flops",
+                     "--output", str(tmp_path), "--opts", *FAST_MEMATTE_OPTS]) == 0
+    assert [(c.device, c.max_memory, c.max_memory_bytes) for c in cases] == [
+        ("cuda", "auto", None)]

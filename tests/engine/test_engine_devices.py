@@ -73,3 +73,47 @@ def test_every_rank_on_its_own_gpu():
             resolve_device(_train_cfg("cuda"), 0, 1)
     with pytest.raises(ValueError, match="train.device='gpu'"):
         resolve_device(_train_cfg("gpu"), 0, 1)
+
+
+def test_a_single_cuda_process_is_bound_to_the_gpu_it_trains_on():
+    """train.device=cuda:K with one process (per machine): GPU K is the current device before
+    the job runs, so nothing (pin-memory thread, NCCL, peak counters) falls back to GPU 0."""
+    calls = []
+    with _cuda_machine(gpus=4), mock.patch.object(torch.cuda, "set_device",
+                                                  side_effect=lambda d: calls.append(d)):
+        assert launch(lambda: calls.append("main") or "ran", 1, device_type="cuda",
+                      gpu=2) == "ran"
+        assert calls == [2, "main"]
+        calls.clear()
+        with mock.patch.multiple(distributed, RankWatchdog=mock.DEFAULT,
+                                 finish_distributed=mock.DEFAULT), \
+                mock.patch.object(distributed.dist, "init_process_group"), \
+                mock.patch.multiple(distributed.comm, create_local_process_group=mock.DEFAULT,
+                                    synchronize=mock.DEFAULT):
+            # one process on machine 1 of a 2-machine job, training on its GPU 3
+            distributed._worker(0, lambda: calls.append("main"), 2, 1, 1, "tcp://h:1", "cuda",
+                                (), timedelta(seconds=30), 3)
+        assert calls == [3, "main"]
+        with pytest.raises(ValueError, match="gpu=1 names one GPU for 2 processes"):
+            launch(print, 2, device_type="cuda", gpu=1)
+
+
+def test_train_command_passes_cuda_k_to_the_launch():
+    from mematte_d2.cli import train
+
+    quick = "configs/quick_schedules/mematte_tiny_synthetic.py"
+    with _cuda_machine(gpus=4), mock.patch.object(train, "launch") as launched:
+        train.run(["--config-file", quick, "train.device=cuda:2"])
+        assert launched.call_args.kwargs["gpu"] == 2
+        train.run(["--config-file", quick, "--num-gpus", "2", "train.device=cuda"])
+        assert launched.call_args.kwargs["gpu"] is None
+
+
+def test_bind_device_sets_the_current_gpu():
+    from mematte_d2.engine import bind_device
+
+    with mock.patch.object(torch.cuda, "set_device") as set_device:
+        bind_device(torch.device("cpu"))
+        set_device.assert_not_called()
+        bind_device(torch.device("cuda", 3))
+        set_device.assert_called_once_with(torch.device("cuda", 3))

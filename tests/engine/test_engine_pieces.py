@@ -185,7 +185,7 @@ def test_training_precision_as_released_and_fp32_on_cpu(caplog):
         "train.amp: float16 autocast needs CUDA; training in float32 on the CPU"
     ]
     bf16 = {"enabled": True, "precision": "bfloat16"}
-    with mock.patch.object(torch.cuda, "is_bf16_supported", return_value=True):
+    with mock.patch.object(torch.cuda, "get_device_capability", return_value=(8, 0)):
         assert training_autocast_dtype(bf16, cpu) == training_autocast_dtype(bf16, cuda)
     assert training_autocast_dtype(bf16, cpu) == torch.bfloat16
     assert training_autocast_dtype({"enabled": False, "precision": "float16"}, cuda) is None
@@ -198,11 +198,13 @@ def test_bf16_refused_on_gpus_that_only_emulate_it():
     from mematte_d2.engine.step import training_autocast_dtype
     from mematte_d2.utils.precision import autocast_dtype
 
-    def supported(including_emulation=True):
-        return including_emulation  # a pre-Ampere GPU: bf16 only through emulation
+    def capability(device=None):  # GPU 0 an A100, the run's GPU 1 a V100 (bf16 emulated only)
+        return (7, 0) if device is not None and torch.device(device).index == 1 else (8, 0)
 
-    cuda = torch.device("cuda")
-    with mock.patch.multiple(torch.cuda, is_bf16_supported=supported,
+    cuda = torch.device("cuda", 1)
+    with mock.patch.multiple(torch.cuda, get_device_capability=capability,
+                             current_device=mock.Mock(return_value=0),
+                             is_bf16_supported=mock.Mock(return_value=True),
                              get_device_name=mock.Mock(return_value="Tesla V100")):
         with pytest.raises(ValueError, match="precision='bf16': Tesla V100 has no native bf"):
             autocast_dtype("bf16", cuda)

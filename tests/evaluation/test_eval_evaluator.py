@@ -244,7 +244,7 @@ def test_two_process_evaluation_matches_single_process(tmp_path):
     assert ids == [f"img_{i}" for i in range(NUM_DIST_IMAGES)]
 
 
-def test_peak_memory_reset_touches_only_the_current_gpu(monkeypatch):
+def test_peak_memory_reset_touches_only_the_gpu_the_model_ran_on(monkeypatch):
     from mematte_d2.evaluation.peak_memory import PeakMemoryMeter
 
     reset = []
@@ -253,5 +253,11 @@ def test_peak_memory_reset_touches_only_the_current_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", reset.append)
-    PeakMemoryMeter().reset()
-    assert reset == [2]
+    meter = PeakMemoryMeter()
+    meter.reset()
+    assert reset == [torch.device("cuda", 2)]
+    # once the model's outputs named their GPU (cuda:1, whatever the current device), that one
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: 7)
+    assert meter.peak_bytes(torch.device("cuda", 1)) == 7
+    meter.reset()
+    assert reset[1:] == [torch.device("cuda", 1)]
