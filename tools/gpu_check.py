@@ -317,7 +317,7 @@ def _predictor_sizes(work: Path):
             gh, gw = token_grid(size, size)
             estimate = estimate_peak_memory(size, size, model_dims(predictor.model),
                                             math.ceil(0.25 * gh * gw),
-                                            tile_size=int(predictor.model.tile_size)).total
+                                            tile_size=predictor.engine.tile_size).total
             key = f"{precision}_{size}"
             numbers[key] = {"seconds": seconds, "peak_gib": peak / 2**30,
                             "estimate_gib": estimate / 2**30, "estimate_over_peak": estimate / peak,

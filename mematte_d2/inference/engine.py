@@ -41,7 +41,6 @@ from .memory import (
     resident_bytes,
     token_grid,
 )
-from .options import check_tile_size
 
 __all__ = [
     "MattingInference",
@@ -77,6 +76,14 @@ def free_cached_memory(device: torch.device) -> None:
     """Return the blocks PyTorch's CUDA cache holds but does not use to the device."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
+
+
+def _tile(value) -> int:
+    """A decoder tile setting: an int >= 0 (``tiled_decode`` checks it against the stride and
+    context; user options have the narrower range of ``options.check_tile_size``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"tile_size must be an int >= 0 (0 = whole image), got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,7 @@ class MattingInference(nn.Module):
     ):
         super().__init__()
         self.model = model
-        self.tile_size = check_tile_size(model.tile_size if tile_size is None else tile_size)
+        self.tile_size = _tile(model.tile_size if tile_size is None else tile_size)
         self.tile_context = int(model.tile_context)
         self.skip_known_tiles = bool(
             model.skip_known_tiles if skip_known_tiles is None else skip_known_tiles
@@ -184,7 +191,7 @@ class MattingInference(nn.Module):
             raise TypeError("MattingInference expects a non-empty list of dicts")
         self.model.check_inputs(batched_inputs, training=False)
         budget = budget or RoutingBudget()
-        tile = self.tile_size if tile_size is None else check_tile_size(tile_size)
+        tile = self.tile_size if tile_size is None else _tile(tile_size)
         has_memory_budget = max_memory is not None or self.max_memory is not None
         if has_memory_budget and budget.max_tokens is None and budget.keep_ratio is None:
             if len(batched_inputs) != 1:
