@@ -112,8 +112,13 @@ def build_blocks(app: MattingApp, model_name: str = "") -> gr.Blocks:
         trimap_inputs = [photo, source, editor, trimap_file, mask_file, band]
         preview_button.click(app.show_trimap, trimap_inputs, trimap_preview)
 
-        def run_request(*args, request: gr.Request, progress=gr.Progress()):  # noqa: B008
-            return app.run(*args, request=request, progress=progress)
+        def run_request(photo, source, editor, trimap_path, mask_path, band_percent, budget,
+                        memory, keep_ratio, precision, bits, background, colour,
+                        background_path, request: gr.Request,
+                        progress=gr.Progress()):  # noqa: B008 (gradio's way to ask for it)
+            return app.run(photo, source, editor, trimap_path, mask_path, band_percent,
+                           budget, memory, keep_ratio, precision, bits, background, colour,
+                           background_path, request=request, progress=progress)
 
         running = run.click(
             run_request,
