@@ -278,6 +278,8 @@ class MattingApp:
             if progress is not None:
                 progress((done, total), desc=stage)
 
+        if progress is not None:
+            progress(0.0, desc="matting")
         try:
             result = self.predict(predictor, photo.rgb, trimap, kwargs, on_step)
         except RunCancelled:

@@ -40,7 +40,7 @@ def build_blocks(app: MattingApp, model_name: str = "") -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=1):
                 image_file = gr.File(label="Image (JPEG, PNG, TIFF, WebP)", file_types=files,
-                                     type="filepath", elem_id="image-file", height=90)
+                                     type="filepath", elem_id="image-file", height=110)
                 image_info = gr.Markdown(elem_id="image-info")
                 source = gr.Radio(list(TRIMAP_SOURCES), value="paint", label="Trimap from",
                                   info="paint it, upload one, or a coarse mask (painted or "
@@ -56,10 +56,10 @@ def build_blocks(app: MattingApp, model_name: str = "") -> gr.Blocks:
                 )
                 with gr.Row():
                     trimap_file = gr.File(label="Trimap (for 'upload')", file_types=files,
-                                          type="filepath", elem_id="trimap-file", height=90)
+                                          type="filepath", elem_id="trimap-file", height=110)
                     mask_file = gr.File(label="Mask (for 'mask'; else the painting)",
                                         file_types=files, type="filepath",
-                                        elem_id="mask-file", height=90)
+                                        elem_id="mask-file", height=110)
                 band = gr.Slider(0.2, 10.0, value=100 * DEFAULT_BAND_FRACTION, step=0.1,
                                  label="Mask: unknown band, % of the shorter side each way",
                                  elem_id="band")
@@ -86,7 +86,7 @@ def build_blocks(app: MattingApp, model_name: str = "") -> gr.Blocks:
                 with gr.Row():
                     alpha = gr.Image(label="Alpha", type="numpy", format="png",
                                      interactive=False, elem_id="alpha", height=260)
-                    routing = gr.Image(label="Routing (red: tokens sent to global attention)",
+                    routing = gr.Image(label="Routing (red: global attention)",
                                        type="numpy", format="png", interactive=False,
                                        elem_id="routing", height=260)
                 cutout = gr.Image(label="Cutout", type="numpy", format="png", interactive=False,
@@ -97,7 +97,7 @@ def build_blocks(app: MattingApp, model_name: str = "") -> gr.Blocks:
                     colour = gr.ColorPicker("#3a7d44", label="Colour", elem_id="colour")
                     background_file = gr.File(label="Background image", file_types=files,
                                               type="filepath", elem_id="background-file",
-                                              height=90)
+                                              height=110)
                 bits = gr.Radio([8, 16], value=8, label="PNG bits of the downloads",
                                 elem_id="bits")
                 with gr.Row():
