@@ -221,29 +221,31 @@ class MattingApp:
 
     # -- running ------------------------------------------------------------------------------
 
-    def request_predictor(self, precision: str, budget: str, memory: str) -> MattingPredictor:
-        """A shallow copy of the shared predictor with this request's precision and budget."""
+    def request_call(self, precision: str, budget: str, memory: str,
+                     keep_ratio: float) -> tuple[MattingPredictor, dict]:
+        """The predictor and ``predict`` arguments of one request.
+
+        The predictor is a shallow copy of the shared one carrying the request's precision. A
+        keep ratio is a call argument; so is a memory budget when ``predict`` takes
+        ``max_memory``, otherwise the copy carries it.
+        """
         base = self.predictor
-        predictor = copy.copy(base)
+        predictor, kwargs = copy.copy(base), {}
         try:
             predictor.autocast_dtype = autocast_dtype(precision, base.device)
-            if budget == "memory budget":
-                predictor.memory_budget = MemoryBudget(parse_memory_size(memory), base.device)
-        except ValueError as e:
+            if budget == "keep ratio":
+                kwargs["keep_ratio"] = check_keep_ratio(float(keep_ratio))
+            elif budget == "memory budget":
+                size = parse_memory_size(memory)
+                if "max_memory" in inspect.signature(predictor.predict).parameters:
+                    kwargs["max_memory"] = size
+                else:
+                    predictor.memory_budget = MemoryBudget(size, base.device)
+            else:
+                raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
+        except (TypeError, ValueError) as e:
             raise gr.Error(str(e)) from e
-        return predictor
-
-    @staticmethod
-    def budget_kwargs(budget: str, keep_ratio: float) -> dict:
-        """Per-call token budget: a keep ratio, or none (the memory budget chooses the cap)."""
-        if budget == "keep ratio":
-            try:
-                return {"keep_ratio": check_keep_ratio(float(keep_ratio))}
-            except (TypeError, ValueError) as e:
-                raise gr.Error(str(e)) from e
-        if budget != "memory budget":
-            raise gr.Error(f"budget must be one of {BUDGETS}, got {budget!r}")
-        return {}
+        return predictor, kwargs
 
     def stop(self, request: gr.Request | None = None) -> None:
         """Ask the session's running prediction to stop at its next progress step."""
@@ -266,8 +268,7 @@ class MattingApp:
             request: gr.Request | None = None, progress=None):
         """Matte the photo; returns the previews, the download files and the result state."""
         trimap = self.build_trimap(photo, source, editor, trimap_path, mask_path, band_percent)
-        predictor = self.request_predictor(precision, budget, memory)
-        kwargs = self.budget_kwargs(budget, keep_ratio)
+        predictor, kwargs = self.request_call(precision, budget, memory, keep_ratio)
         backdrop = self._backdrop_source(background, colour, background_path)
         stop = self._stop_event(request)
         stop.clear()

@@ -1,5 +1,7 @@
 """The web app's request handlers, called directly (no browser, no server)."""
 
+import copy
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -178,6 +180,22 @@ class _SteppingPredictor:
             progress(done, 3, "encoder")
             self.steps.append(done)
         return self.real.predict(image, trimap, keep_ratio=keep_ratio)
+
+
+def test_memory_budget_is_a_call_argument_when_predict_takes_it(app, predictor):
+    class WithMaxMemory(MattingPredictor):
+        def predict(self, image, trimap, max_tokens=None, keep_ratio=None, max_memory=None):
+            raise AssertionError("not called here")
+
+    app.predictor = copy.copy(predictor)
+    app.predictor.__class__ = WithMaxMemory
+    copied, kwargs = app.request_call("fp32", "memory budget", "2GB", 0.5)
+    assert kwargs == {"max_memory": 2 * 2**30}
+    assert copied.memory_budget is predictor.memory_budget
+    copied, kwargs = app.request_call("fp32", "keep ratio", "2GB", 0.5)
+    assert kwargs == {"keep_ratio": 0.5}
+    with pytest.raises(gr.Error, match="keep_ratio"):
+        app.request_call("fp32", "keep ratio", "auto", 0)
 
 
 def test_progress_is_passed_when_the_predictor_takes_it(app, predictor):
