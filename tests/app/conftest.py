@@ -8,8 +8,6 @@ from tiny_models import FAST_MEMATTE_OPTS, MEMATTE_CONFIG
 
 from mematte_d2.config import load_config
 
-pytest.importorskip("gradio", reason="the web app needs the `app` extra (pip install .[app])")
-
 
 @pytest.fixture(scope="session")
 def tiny_model_args(tmp_path_factory) -> tuple[str, str, list[str]]:

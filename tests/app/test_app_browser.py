@@ -9,6 +9,7 @@ screenshot in the test's folder, and as docs/images/app.png with MEMATTE_UPDATE_
 Under CI=true a missing browser fails the test instead of skipping it.
 """
 
+import importlib.util
 import json
 import os
 import socket
@@ -38,6 +39,8 @@ WAIT = float(os.environ.get("MEMATTE_BROWSER_WAIT", 180))  # seconds to start, a
 def _require_browser():
     """selenium's webdriver module, or skip (fail under CI=true) when anything is missing."""
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).is_file()]
+    if importlib.util.find_spec("gradio") is None:
+        missing.append("gradio (pip install .[app])")
     try:
         from selenium import webdriver
     except ImportError:

@@ -2,11 +2,13 @@
 
 import copy
 
-import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
 
+gr = pytest.importorskip("gradio", reason="the web app needs the `app` extra (pip install .[app])")
+
+# ruff: noqa: E402 (the app modules import gradio)
 from mematte_d2.app import handler as handler_module
 from mematte_d2.app.handler import RUN_OUTPUTS, MattingApp, parse_colour
 from mematte_d2.config import load_config
