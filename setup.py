@@ -37,7 +37,11 @@ setup(
         "safetensors>=0.4",
         "hydra-core>=1.1",
     ],
-    extras_require={"export": ["onnx>=1.16", "onnxruntime>=1.18"]},
+    extras_require={
+        "export": ["onnx>=1.16", "onnxruntime>=1.18"],
+        # The web app (mematte-app); selenium drives its browser test.
+        "app": ["gradio>=6.31,<7", "selenium>=4.51"],
+    },
     entry_points={
         "console_scripts": [
             "mematte-predict=mematte_d2.cli.predict:main",
@@ -47,6 +51,7 @@ setup(
             "mematte-demo=mematte_d2.cli.demo:main",
             "mematte-benchmark=mematte_d2.cli.benchmark:main",
             "mematte-export=mematte_d2.cli.export:main",
+            "mematte-app=mematte_d2.app.launch:main",
         ]
     },
 )
