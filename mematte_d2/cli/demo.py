@@ -34,14 +34,15 @@ DEMO_CONFIG = "quick_schedules/mematte_tiny_synthetic.py"
 METRICS = ("SAD", "MSE_x1e3", "Grad", "Conn")
 SHEET_KEEP_RATIO = 0.25
 SHEET_CAPTION = (
-    "Red: tokens sent to global attention (the darker, the more routed blocks agree). "
-    "Argmax rule (the release's inference): a token is routed only where its router scores "
-    "global attention above the light LTRM path. In training the routing policy samples "
-    "decisions to meet the token budget, so after this short run on toy data the budget is met "
-    "while few or no tokens win the argmax and that map stays nearly empty. Keep ratio "
+    "Red: tokens sent to global attention (the darker, the more routed blocks agree); each map "
+    "gives the share routed. Argmax rule (the release's inference): a token is routed only where "
+    "its router scores global attention above the light LTRM path, so the share is whatever the "
+    "routers learned. Training meets the token budget with sampled (Gumbel) decisions, not with "
+    "the argmax, so after a short run on toy data the argmax share can lie far from the budget, "
+    "from none (an empty map) to more than the budget. Keep ratio "
     f"{SHEET_KEEP_RATIO:g} (predict --keep-ratio): the same router scores, the top "
-    f"{SHEET_KEEP_RATIO:.0%} of tokens of every routed block routed, which shows where the routers "
-    "rank tokens as most in need of global attention."
+    f"{SHEET_KEEP_RATIO:.0%} of the tokens of every routed block routed, which always shows where "
+    "the routers rank tokens highest."
 )
 
 
