@@ -13,6 +13,7 @@ import runpy
 import shlex
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -147,7 +148,9 @@ def _parse(kind: str, target: str, args: list[str], monkeypatch) -> _Parsed:
             runpy.run_path(str(REPO / target), run_name="__main__")
         elif kind == "module":
             monkeypatch.setattr(sys, "argv", [target, *args])
-            runpy.run_module(target, run_name="__main__", alter_sys=False)
+            with warnings.catch_warnings():  # runpy warns when the module is imported already
+                warnings.simplefilter("ignore", RuntimeWarning)
+                runpy.run_module(target, run_name="__main__", alter_sys=False)
         else:
             module, function = target.split(":")
             getattr(__import__(module, fromlist=[function]), function)(args)
