@@ -199,7 +199,7 @@ def test_commands_are_found():
 # --------------------------------------------------------------------------- links
 def _slug(heading: str) -> str:
     """GitHub's anchor of a heading."""
-    text = re.sub(r"`|\*\*?|_(?=\w)|(?<=\w)_", "", heading.strip().lower())
+    text = re.sub(r"[`*]", "", heading.strip().lower())
     text = re.sub(r"[^\w\- ]", "", text)
     return text.replace(" ", "-")
 
@@ -245,6 +245,7 @@ def test_slug_follows_github():
     assert _slug("The `predict` command") == "the-predict-command"
     assert _slug("MEMatte-S against ViTMatte-S") == "mematte-s-against-vitmatte-s"
     assert _slug("An 8192 x 8192 image") == "an-8192-x-8192-image"
+    assert _slug("The model_zoo, *briefly*") == "the-model_zoo-briefly"
 
 
 # --------------------------------------------------------------------------- --help
