@@ -2,7 +2,8 @@
 
 Steps: load the quick-schedule config, generate the synthetic set if absent, evaluate the
 untrained model, train, evaluate again, then write a report (metrics JSON, per-image CSVs, a
-PNG sheet of inputs, predictions and routing maps) and print where it is.
+PNG sheet with titled columns: inputs, predictions and routing maps by the argmax rule and at
+a fixed keep ratio) and print where it is.
 """
 
 import argparse
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import torch
 from detectron2.utils.logger import setup_logger
 from tabulate import tabulate
@@ -22,10 +24,26 @@ from mematte_d2.data import get_matting_dataset_dicts
 from mematte_d2.data.synthetic import ensure_synthetic_dataset
 from mematte_d2.engine import MattingTrainer, test_dataset_names
 from mematte_d2.engine.setup import save_config
-from mematte_d2.engine.visualize import matting_sheet_row, stack_rows
+from mematte_d2.engine.visualize import label_tile, titled_sheet
+from mematte_d2.inference import MattingPredictor
+from mematte_d2.inference.predictor import MattingResult
+from mematte_d2.inference.render import routing_overlay
+from mematte_d2.utils.image_io import read_image, read_plane, read_trimap
 
 DEMO_CONFIG = "quick_schedules/mematte_tiny_synthetic.py"
 METRICS = ("SAD", "MSE_x1e3", "Grad", "Conn")
+SHEET_KEEP_RATIO = 0.25
+SHEET_CAPTION = (
+    "Red: tokens sent to global attention (the darker, the more routed blocks agree); each map "
+    "gives the share routed. Argmax rule (the release's inference): a token is routed only where "
+    "its router scores global attention above the light LTRM path, so the share is whatever the "
+    "routers learned. Training meets the token budget with sampled (Gumbel) decisions, not with "
+    "the argmax, so after a short run on toy data the argmax share can lie far from the budget, "
+    "from none (an empty map) to more than the budget. Keep ratio "
+    f"{SHEET_KEEP_RATIO:g} (predict --keep-ratio): the same router scores, the top "
+    f"{SHEET_KEEP_RATIO:.0%} of the tokens of every routed block routed, which always shows where "
+    "the routers rank tokens highest."
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,17 +60,49 @@ def _metrics(results: dict) -> dict:
     return dict(per_set["matting"])
 
 
-def write_sheet(cfg, model: torch.nn.Module, path: Path, count: int = 4) -> None:
-    """A PNG sheet: image, trimap, prediction, ground truth, routing map per router."""
-    loader = MattingTrainer.build_test_loader(cfg, test_dataset_names(cfg)[0])
+def _gray(plane: np.ndarray) -> np.ndarray:
+    """HxW uint8 (0-255) or float (0-1) -> HxWx3 uint8."""
+    if plane.dtype != np.uint8:
+        plane = np.round(np.clip(plane, 0, 1) * 255).astype(np.uint8)
+    return np.repeat(plane[..., None], 3, axis=2)
+
+
+def _routing_tile(image: np.ndarray, result: MattingResult) -> np.ndarray:
+    share = sum(result.tokens_routed) / max(1, len(result.tokens_routed) * result.num_tokens)
+    return label_tile(routing_overlay(image, result.routing), f"{share:.0%} routed")
+
+
+def sheet_titles(keep_ratio: float = SHEET_KEEP_RATIO) -> list[str]:
+    """The column titles of the report sheet."""
+    return ["input", "trimap", "predicted alpha", "ground truth", "routing: argmax rule",
+            f"routing: keep ratio {keep_ratio:g}"]
+
+
+def sheet_row(
+    predictor: MattingPredictor,
+    image: np.ndarray,
+    trimap: np.ndarray,
+    alpha: np.ndarray,
+    keep_ratio: float = SHEET_KEEP_RATIO,
+) -> tuple[list[np.ndarray], MattingResult, MattingResult]:
+    """The tiles of one sheet row (see sheet_titles) and the two predictions they show: with
+    the argmax rule and with the top `keep_ratio` of tokens routed in every routed block."""
+    argmax = predictor.predict(image, trimap)
+    fixed = predictor.predict(image, trimap, keep_ratio=keep_ratio)
+    tiles = [image, _gray(trimap), _gray(argmax.alpha), _gray(alpha),
+             _routing_tile(image, argmax), _routing_tile(image, fixed)]
+    return tiles, argmax, fixed
+
+
+def write_sheet(cfg, weights: str, path: Path, count: int = 4) -> None:
+    """A PNG sheet of the first `count` test images with titled columns (sheet_titles)."""
+    predictor = MattingPredictor(cfg, weights, device="cpu", max_memory=None)
     rows = []
-    model.eval()
-    with torch.no_grad():
-        for batch in loader:
-            rows.append(matting_sheet_row(batch[0], model(batch)[0]))
-            if len(rows) == count:
-                break
-    sheet = stack_rows(rows)
+    for record in get_matting_dataset_dicts(test_dataset_names(cfg)[0])[:count]:
+        image = read_image(record["file_name"])
+        rows.append(sheet_row(predictor, image, read_trimap(record["trimap_file"]),
+                              read_plane(record["alpha_file"]))[0])
+    sheet = titled_sheet(sheet_titles(), rows, SHEET_CAPTION)
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
@@ -86,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     before_eval = MattingTrainer.build_evaluator(cfg, test_set, str(out / "eval_iter0"))
     before = _metrics(MattingTrainer.test(cfg, trainer.model, [before_eval]))
     after = _metrics(trainer.train())
-    write_sheet(cfg, trainer.model, out / "report_sheet.png")
+    write_sheet(cfg, str(out / "model_final.pth"), out / "report_sheet.png")
 
     report = {"before_training": before, "after_training": after,
               "iterations": cfg.train.max_iter, "seconds": time.perf_counter() - start}

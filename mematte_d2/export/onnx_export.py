@@ -92,7 +92,7 @@ def export_onnx(
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         # Shape checks of the modeling code become constants (see the module docstring); the
-        # exporter's deprecation notices are about itself (see the README, Export).
+        # exporter's deprecation notices are about itself (see docs/export.md).
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
