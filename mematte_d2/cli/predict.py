@@ -34,6 +34,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from mematte_d2.checkpoint import CheckpointError
 from mematte_d2.cli.common import OneLineErrorParser, checked, tolerant_output
