@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import deterministic_ops
 from .regions import RegionSource
 
 # Largest number of attention-bias elements built at once; larger problems are chunked by query.
@@ -153,7 +154,8 @@ def resize_abs_pos(pos_embed: Tensor, has_cls_token: bool, hw: tuple[int, int]) 
         raise ValueError(f"pos_embed has {num_positions} positions, not a square grid")
     grid = pos_embed.reshape(1, size, size, -1).permute(0, 3, 1, 2)
     if (size, size) != (h, w):
-        grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
+        grid = deterministic_ops.interpolate(grid, size=(h, w), mode="bicubic",
+                                             align_corners=False)
     return grid.permute(0, 2, 3, 1)
 
 
@@ -165,7 +167,7 @@ def resize_rel_pos(rel_pos: Tensor, q_size: int, k_size: int) -> Tensor:
     """
     length = 2 * max(q_size, k_size) - 1
     if rel_pos.shape[0] != length:
-        rel_pos = F.interpolate(
+        rel_pos = deterministic_ops.interpolate(
             rel_pos.t().unsqueeze(0), size=length, mode="linear"
         ).squeeze(0).t()
     q_coords = torch.arange(q_size, device=rel_pos.device)[:, None] * max(k_size / q_size, 1.0)
