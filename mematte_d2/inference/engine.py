@@ -11,6 +11,8 @@ runs the same model on images of any size, as detectron2's ``GeneralizedRCNNWith
   once when the engine is built: same values, bounded buffers);
 * the decoder decodes tiles, or a sparse cover of the unknown pixels (``tiled_decode``), and
   the known pixels outside it hold the trimap's 0 / 1 (the known-region fill);
+* on CUDA the 8-bit image and trimap are uploaded once, through pinned memory, and normalised
+  on the device window by window: no pageable copy makes the host wait for the GPU per window;
 * the token budget of a call is chosen from a memory budget (``MemoryBudget``), and an image
   that runs out of device memory is retried with smaller budgets.
 
@@ -48,6 +50,7 @@ __all__ = [
     "PredictionOutOfMemoryError",
     "Progress",
     "is_out_of_memory",
+    "upload",
 ]
 
 # Retries of a call that ran out of memory, each with half the token cap and decoder tile.
@@ -84,6 +87,30 @@ def _tile(value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"tile_size must be an int >= 0 (0 = whole image), got {value!r}")
     return value
+
+
+def upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``; to CUDA through pinned memory without blocking the host. A
+    permuted view of contiguous memory (the predictor's CHW view of an HWC image) is uploaded
+    as laid out and permuted back on the device, so no pageable host copy is made first."""
+    if tensor.device == device:
+        return tensor
+    order = sorted(range(tensor.dim()), key=lambda d: -tensor.stride(d))
+    base = tensor.permute(order)
+    if not base.is_contiguous():
+        base, order = tensor.contiguous(), list(range(tensor.dim()))
+    if device.type == "cuda":
+        base = base.pin_memory()
+    moved = base.to(device, non_blocking=True)
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    return moved.permute(inverse)
+
+
+def _on_device(batched_inputs: list[dict], device: torch.device) -> list[dict]:
+    """The items with their image and trimap (channel) on the model's device."""
+    keys = ("image", "trimap", "trimap_channel")
+    return [{k: upload(v, device) if k in keys else v for k, v in item.items()}
+            for item in batched_inputs]
 
 
 @dataclass(frozen=True)
@@ -233,6 +260,8 @@ class MattingInference(nn.Module):
 
     def _run(self, batched_inputs: list[dict], settings: _CallSettings, progress) -> list[dict]:
         model = self.model
+        if model.device.type == "cuda":
+            batched_inputs = _on_device(batched_inputs, model.device)
         inputs: MattingInputs = model.model_inputs(batched_inputs)
         if progress is not None:
             progress(0, 1, "encoder")

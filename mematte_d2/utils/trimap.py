@@ -36,8 +36,10 @@ def normalize_trimap(trimap: torch.Tensor, scale_255: bool | None = None) -> tor
     """
     background, foreground = known_regions(trimap, scale_255)
     out = torch.full(trimap.shape, 0.5, dtype=torch.float32, device=trimap.device)
-    out[background] = 0.0
-    out[foreground] = 1.0
+    # masked_fill_, not boolean indexing: on CUDA an index_put with a bool mask counts the mask
+    # on the host (a device sync); masked_fill_ stays on the device.
+    out.masked_fill_(background, 0.0)
+    out.masked_fill_(foreground, 1.0)
     return out
 
 

@@ -9,7 +9,7 @@ from detectron2.config import instantiate
 from tiny_models import tiny_cfg
 
 from mematte_d2.inference import MattingInference, MattingPredictor
-from mematte_d2.inference.engine import OOM_RETRIES, is_out_of_memory
+from mematte_d2.inference.engine import OOM_RETRIES, is_out_of_memory, upload
 from mematte_d2.modeling.routing import RoutingBudget
 
 
@@ -130,3 +130,45 @@ def test_a_call_s_memory_budget_replaces_the_engine_s(model):
     assert out["max_tokens"] == 48
     with pytest.raises(ValueError, match="one image per call"):
         engine([_item(), _item(seed=1)], max_memory="64GB")
+
+
+def test_upload_moves_a_permuted_view_as_laid_out_and_permutes_back():
+    hwc = torch.arange(2 * 3 * 4, dtype=torch.uint8).reshape(2, 3, 4)
+    chw = hwc.permute(2, 0, 1)  # the predictor's view: no host copy must be made of it
+    moved = upload(chw, torch.device("meta"))
+    assert moved.shape == chw.shape and moved.stride() == chw.stride()
+    sliced = hwc[:, ::2]  # not a permutation of contiguous memory: copied, then moved
+    assert upload(sliced, torch.device("meta")).shape == sliced.shape
+    assert upload(chw, torch.device("cpu")) is chw  # already there: untouched
+
+
+def test_window_inputs_use_no_host_syncing_ops():
+    """Building windows on a device must not count boolean masks on the host (index_put with
+    a bool mask, nonzero): on CUDA each would stall the host until the GPU catches up."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    model = instantiate(tiny_cfg().model).eval()
+    inputs = model.model_inputs([_item()])
+    with Ops() as ops:
+        inputs.crop(0, 64, 0, 64)
+        inputs.trimap.crop(0, 64, 0, 64)
+    assert ops.names and not [n for n in ops.names if "index_put" in n or "nonzero" in n]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_upload_to_cuda_is_pinned_and_equal():
+    hwc = torch.randint(0, 256, (64, 48, 3), dtype=torch.uint8)
+    moved = upload(hwc.permute(2, 0, 1), torch.device("cuda"))
+    torch.cuda.synchronize()
+    assert moved.is_cuda and torch.equal(moved.cpu(), hwc.permute(2, 0, 1))
