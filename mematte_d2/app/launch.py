@@ -44,9 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def model_files(config_file: str | None, weights: str | None) -> tuple[str, str | None]:
-    """(config, weights) to serve: the ones given, else the demo's trained model."""
-    if config_file:
-        return config_file, weights
+    """(config, weights) to serve: the ones given (a config by file or shipped name, or the
+    recipe of a model-zoo weights name), else the demo's trained model."""
+    from mematte_d2.model_zoo import CHECKPOINTS, resolve_config_file
+
+    if config_file or (weights and weights in CHECKPOINTS):
+        try:
+            return resolve_config_file(config_file, weights), weights
+        except FileNotFoundError as e:
+            raise ValueError(str(e)) from e
     demo_config, demo_weights = DEMO_OUTPUT / "config.yaml", DEMO_OUTPUT / "model_final.pth"
     if weights is None and demo_config.is_file() and demo_weights.is_file():
         return str(demo_config), str(demo_weights)

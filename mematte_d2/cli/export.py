@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mematte-export", description=__doc__.split("\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 1)[1],
     )
-    p.add_argument("--config-file", required=True, help="LazyConfig file with a `model` node")
+    p.add_argument("--config-file", help="LazyConfig file with a `model` node, or a shipped "
+                   "config name (default: the recipe of a model-zoo --weights name)")
     p.add_argument("--weights", help="checkpoint file, file:// URL or model-zoo name to load "
                    "(default: the config's initialisation)")
     p.add_argument("--format", choices=FORMATS, default="onnx", help="export format")
@@ -45,13 +46,13 @@ def check_args(args: argparse.Namespace) -> None:
     from mematte_d2.cli.common import check_weights_option
     from mematte_d2.export.graph import check_budget
     from mematte_d2.export.onnx_export import require
+    from mematte_d2.model_zoo import resolve_config_file
 
     try:
         check_budget(args.max_tokens, args.keep_ratio)
     except ValueError as e:
         raise ValueError(f"--max-tokens / --keep-ratio: {e}") from None
-    if not Path(args.config_file).is_file():
-        raise FileNotFoundError(f"--config-file {args.config_file}: no such file")
+    args.config_file = resolve_config_file(args.config_file, args.weights)
     if args.weights:
         check_weights_option(args.weights)
     output = Path(args.output)

@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mematte-predict",
         description="Predict alpha mattes from images and trimaps with a MEMatte/ViTMatte model.",
     )
-    p.add_argument("--config-file", required=True, help="LazyConfig file with a `model` node")
+    p.add_argument("--config-file", help="LazyConfig file with a `model` node, or a shipped "
+                   "config name (default: the recipe of a model-zoo --weights name)")
     p.add_argument("--weights", help="checkpoint file or model-zoo name "
                                      "(default: the config's initialisation)")
     p.add_argument("--input", required=True, help="image file, directory or glob (quote it)")
@@ -297,8 +298,9 @@ def _predictor(args, device: str | None, max_memory: str | int):
     """The model of --config-file / --weights, with the options checked against it."""
     from mematte_d2.config import load_config
     from mematte_d2.inference.predictor import MattingPredictor
+    from mematte_d2.model_zoo import resolve_config_file
 
-    cfg = load_config(args.config_file, args.opts)
+    cfg = load_config(resolve_config_file(args.config_file, args.weights), args.opts)
     predictor = MattingPredictor(cfg, args.weights, device=device, max_memory=max_memory,
                                  precision=args.precision)
     context = getattr(predictor.model, "tile_context", 0)

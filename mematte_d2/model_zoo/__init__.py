@@ -32,7 +32,7 @@ from .checkpoints import (
 
 __all__ = ["CHECKPOINTS", "ZooCheckpoint", "ZooError", "cache_dir", "config_root",
            "describe_checkpoints", "get_checkpoint_url", "get_config", "get_config_file",
-           "list_configs", "register_checkpoint", "resolve_weights"]
+           "list_configs", "register_checkpoint", "resolve_config_file", "resolve_weights"]
 
 _PACKAGED = Path(__file__).resolve().parent / "configs"
 _SOURCE_CHECKOUT = Path(__file__).resolve().parents[2] / "configs"
@@ -74,3 +74,28 @@ def get_config_file(config_path: str) -> str:
 def get_config(config_path: str, overrides: Sequence[str] = ()) -> DictConfig:
     """A shipped config with ``key=value`` overrides applied (``mematte_d2.config.load_config``)."""
     return load_config(get_config_file(config_path), overrides)
+
+
+def resolve_config_file(config: str | None, weights: str | None = None) -> str:
+    """The config file a program loads, as a user names it: an existing file; else a shipped
+    config name (``"Composition-1K/mematte_s_topk0.25.py"``, as ``get_config`` takes it); with
+    no config, the recipe of a model-zoo name given as ``weights``. Anything else raises a
+    FileNotFoundError listing the shipped configs and zoo names, so an installed wheel (which
+    has no ``configs/`` folder beside it) works by name."""
+    if config:
+        if Path(config).is_file():
+            return config
+        try:
+            return get_config_file(config)
+        except FileNotFoundError:
+            pass
+        raise FileNotFoundError(
+            f"--config-file {config}: no such file, nor a shipped config; the shipped "
+            f"configs are: {', '.join(list_configs())}"
+        )
+    if weights and weights in CHECKPOINTS:
+        return get_config_file(CHECKPOINTS[weights].config)
+    raise FileNotFoundError(
+        "--config-file is required unless --weights names a model-zoo checkpoint (its recipe "
+        f"is used); zoo names: {', '.join(CHECKPOINTS)}"
+    )
