@@ -66,3 +66,16 @@ def test_one_override_selects_a_data_set_for_all_its_users(recipe):
 def test_aim500_evaluates_on_the_set_it_names():
     cfg = load_config(REPO / "configs/AIM-500/mematte_s_topk0.25_eval.py")
     assert cfg.dataloader.evaluator.dataset_name == cfg.dataloader.test.dataset == "aim500_test"
+
+
+def test_the_vit_s_layout_is_written_once():
+    """ViTMatte-S reads its encoder layout from MEMatte-S's config; no second copy to drift."""
+    models = REPO / "configs/common/models"
+    assert [p.name for p in sorted(models.glob("*.py"))
+            if "window_block_indexes=[" in p.read_text()] == ["mematte_s.py"]
+    mematte = LazyConfig.load(str(models / "mematte_s.py")).model
+    vitmatte = LazyConfig.load(str(models / "vitmatte_s.py")).model
+    for key in ("embed_dim", "num_heads", "depth", "window_size", "window_block_indexes",
+                "residual_block_indexes"):
+        assert vitmatte.backbone[key] == mematte.backbone[key] == mematte.teacher_backbone[key]
+    assert vitmatte.decoder.in_chans == 384
