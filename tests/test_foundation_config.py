@@ -156,3 +156,24 @@ def test_a_list_replaces_a_string_only_where_the_target_takes_a_sequence():
     assert list(cfg.dataloader.test.dataset) == ["synthetic_test", "other_test"]
     with pytest.raises(ConfigError, match="expected a string"):
         load_config(QUICK, ["train.output_dir=[a,b]"])
+
+
+@pytest.mark.parametrize("name, homes", [
+    ("load_config", {"mematte_d2/config.py"}),
+    ("apply_overrides", {"mematte_d2/config.py"}),
+    ("check_max_tokens", {"mematte_d2/modeling/routing/__init__.py"}),
+    ("check_keep_ratio", {"mematte_d2/modeling/routing/__init__.py"}),
+])
+def test_one_public_home_per_helper(name, homes):
+    """A helper is offered (``__all__``) by one module, not re-exported by a second package."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    offered = set()
+    for path in (root / "mematte_d2").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__"
+                                                     for t in node.targets)
+                    and name in ast.literal_eval(node.value)):
+                offered.add(path.relative_to(root).as_posix())
+    assert offered == homes

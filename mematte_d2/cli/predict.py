@@ -30,18 +30,14 @@ from mematte_d2.checkpoint import CheckpointError
 from mematte_d2.cli.common import OneLineErrorParser, checked, describe_error
 from mematte_d2.inference.inputs import Job, list_images, pair_with_trimaps
 from mematte_d2.inference.memory import format_bytes, parse_memory_size
-from mematte_d2.inference.options import (
-    check_keep_ratio,
-    check_max_pixels,
-    check_max_tokens,
-    check_tile_size,
-)
+from mematte_d2.inference.options import check_max_pixels, check_tile_size
 from mematte_d2.inference.render import (
     composite,
     estimate_foreground,
     make_cutout,
     routing_overlay,
 )
+from mematte_d2.modeling.routing import check_keep_ratio, check_max_tokens
 from mematte_d2.utils.image_io import (
     MAX_PIXELS,
     ImageReadError,

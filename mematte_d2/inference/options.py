@@ -3,14 +3,13 @@
 Each returns the value when it is valid and otherwise raises a TypeError / ValueError saying
 what was expected and what was given, so the command line can refuse a bad option before it
 builds a model and the Python API gives the same message.
+
+The token budget's checks are the model's own: ``mematte_d2.modeling.routing``.
 """
 
 import numbers
 
-# The token budget has one check each, the model's own (re-exported for the command line).
-from mematte_d2.modeling.routing.policies import check_keep_ratio, check_max_tokens
-
-__all__ = ["check_keep_ratio", "check_max_pixels", "check_max_tokens", "check_tile_size"]
+__all__ = ["check_max_pixels", "check_tile_size"]
 
 
 def check_tile_size(value) -> int | None:

@@ -20,6 +20,7 @@ import torch
 from detectron2.config import instantiate
 
 from mematte_d2.checkpoint import load_matting_weights
+from mematte_d2.modeling.routing import check_keep_ratio, check_max_tokens
 from mematte_d2.utils.precision import autocast, autocast_dtype
 from mematte_d2.utils.trimap import clamp_known_regions_, trimap_codes
 
@@ -34,7 +35,7 @@ from .memory import (
     resident_bytes,
     token_grid,
 )
-from .options import check_keep_ratio, check_max_tokens, check_tile_size
+from .options import check_tile_size
 
 INPUT_FORMATS = ("RGB", "BGR")
 # Retries of an image that ran out of memory, each with half the token cap and decoder tile.
