@@ -9,7 +9,7 @@ machines and with NCCL, whose collectives would otherwise wait for 30 minutes.
 A process that ``torchrun`` (or a cluster launcher setting its variables) started is one rank
 already: :func:`launch` joins the job through ``env://`` instead of starting processes, and
 the watchdog only names a rank that failed: torchrun's agent watches, stops and restarts the
-processes (docs/design.md, "Launch").
+processes (docs/design_launch.md says which parts of the watchdog remain, and why).
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ DEFAULT_TIMEOUT = timedelta(minutes=30)  # of a collective, as detectron2's laun
 # Seconds without a heartbeat after which a rank counts as lost.
 RANK_TIMEOUT_ENV = "MEMATTE_RANK_TIMEOUT"
 _DEFAULT_RANK_TIMEOUT = 30.0
+# Seconds a rank whose collective broke waits for a failure report without heartbeats (a rank
+# that fails writes it before its connections close).
+_REPORT_WAIT = 2.0
 
 _watchdog: RankWatchdog | None = None
 
@@ -272,7 +275,7 @@ class RankWatchdog:
         if rank_timeout is None:
             rank_timeout = float(os.environ.get(RANK_TIMEOUT_ENV, _DEFAULT_RANK_TIMEOUT))
         self.store, self.rank, self.world_size = store, rank, world_size
-        self.rank_timeout, self.interval = rank_timeout, interval
+        self.rank_timeout, self.interval, self.heartbeat = rank_timeout, interval, heartbeat
         self.lost: dict[int, str] = {}
         self._lost_since: float | None = None
         self._stop = threading.Event()
@@ -349,15 +352,15 @@ class RankWatchdog:
         """The ranks found lost, waiting up to one rank timeout for a verdict (called after a
         collective failed, which usually means that a peer just went away). Without heartbeat
         only a rank that reported its failure can be named."""
-        deadline = time.monotonic() + self.rank_timeout + 2 * self.interval
-        while not self.lost and time.monotonic() < deadline:
-            if self._thread.is_alive():
-                time.sleep(self.interval / 2)
-            elif self._thread.ident is None:  # no heartbeat: read the failure reports
+        if not self.heartbeat:
+            deadline = time.monotonic() + _REPORT_WAIT
+            while not self.lost and time.monotonic() < deadline:
                 self._read_failures()
                 time.sleep(self.interval / 2)
-            else:
-                break
+            return dict(self.lost)
+        deadline = time.monotonic() + self.rank_timeout + 2 * self.interval
+        while not self.lost and time.monotonic() < deadline and self._thread.is_alive():
+            time.sleep(self.interval / 2)
         return dict(self.lost)
 
     def _read_failures(self) -> None:
@@ -369,7 +372,7 @@ class RankWatchdog:
     def stop(self, failure: BaseException | None = None) -> None:
         """End the heartbeats, telling the others whether this rank finished or failed."""
         self._stop.set()
-        if self._thread.ident is not None:
+        if self.heartbeat:
             self._thread.join()
         try:
             if failure is None:
@@ -426,8 +429,8 @@ def finish_distributed(failed: BaseException | None = None) -> None:
         comm.synchronize()
     if _watchdog is not None:
         _watchdog.stop(failed)
-        if failed is None and _watchdog.rank == 0 and _watchdog._thread.ident is not None:
-            _watchdog.wait_until_all_done()  # rank 0 hosts the store (torchrun's agent does)
+        if failed is None and _watchdog.rank == 0 and _watchdog.heartbeat:
+            _watchdog.wait_until_all_done()  # rank 0 hosts the store (under torchrun, the agent)
         _watchdog = None
     if hasattr(comm, "_LOCAL_PROCESS_GROUP"):
         comm._LOCAL_PROCESS_GROUP = None

@@ -12,6 +12,7 @@ from tiny_models import TINY_TRAIN_OPTS
 
 TRAIN_NET = str(REPO / "tools/lazyconfig_train_net.py")
 JOB = str(Path(__file__).with_name("torchrun_job.py"))
+DIST_JOBS = str(Path(__file__).with_name("dist_jobs.py"))
 MAX_ITER = 6
 pytestmark = pytest.mark.integration
 
@@ -65,3 +66,16 @@ def test_a_lost_worker_is_restarted_from_the_last_checkpoint(tiny_datasets_root,
     assert "Resumed from" in log and "model_000000" in log, log[-3000:]
     assert "failed (exitcode: 3) local_rank: 1" in done.stderr, done.stderr[-3000:]  # the fault
     _assert_same(_weights(tmp_path), num_gpus_weights)  # as if it had never been lost
+
+
+def test_a_failing_rank_is_named_on_the_others(tmp_path):
+    """torchrun's agent stops the job; the survivor's broken collective names the rank at
+    fault and its error, which torch's "Connection closed by peer" does not."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", "2", "--monitor-interval", "5", DIST_JOBS, "raise"]
+    done = subprocess.run(command, env=cli_env(tmp_path), cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode != 0
+    assert "ValueError: rank 1 broke on purpose" in done.stderr
+    assert ("LostRankError: rank 0 stopped because rank 1 failed: ValueError: rank 1 broke on "
+            "purpose") in done.stderr, done.stderr[-3000:]
