@@ -120,8 +120,7 @@ def _entry_points(tmp: Path) -> dict:
         "predict": (predict.main, ["--config-file", MODEL, *_predict_inputs(tmp)]),
         "convert_checkpoint": (convert_checkpoint.main,
                                ["check", str(tmp / "absent.pth"), "--config-file", MODEL]),
-        "benchmark": (benchmark.main, ["--models", "mematte_s", "--output", str(tmp / "b"),
-                                       "--opts"]),
+        "benchmark": (benchmark.main, ["--models", "mematte_s", "--output", str(tmp / "b")]),
         "memory_probe": (memory_probe.main, ["--config-file", MODEL]),
         "export": (export.main, ["--config-file", MODEL, "--format", "onnx", "--keep-ratio",
                                  "0.25", "--output", str(tmp / "m.onnx")]),
@@ -197,3 +196,24 @@ def test_an_env_resolver_in_an_override_exits_2(tmp_path, capsys, monkeypatch):
     assert _exit_code(main, argv + ["model.backbone.router=${oc.env:MEMATTE_SECRET}"]) == 2
     err = capsys.readouterr().err
     assert "model.backbone.router" in err and "leaked" not in err
+
+
+@pytest.mark.parametrize("name, homes", [
+    ("load_config", {"mematte_d2/config.py"}),
+    ("apply_overrides", {"mematte_d2/config.py"}),
+    ("check_max_tokens", {"mematte_d2/modeling/routing/__init__.py"}),
+    ("check_keep_ratio", {"mematte_d2/modeling/routing/__init__.py"}),
+])
+def test_one_public_home_per_helper(name, homes):
+    """A helper is offered (``__all__``) by one module, not re-exported by a second package."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    offered = set()
+    for path in (root / "mematte_d2").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__"
+                                                     for t in node.targets)
+                    and name in ast.literal_eval(node.value)):
+                offered.add(path.relative_to(root).as_posix())
+    assert offered == homes

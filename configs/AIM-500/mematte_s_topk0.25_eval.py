@@ -12,7 +12,6 @@ dataloader, lr_multiplier, model, optimizer, train = LazyConfig.load_rel(
 
 __all__ = ["dataloader", "lr_multiplier", "model", "optimizer", "train"]
 
-dataloader.test.dataset = "aim500_test"
-dataloader.evaluator.dataset_name = "aim500_test"
+dataloader.test.dataset = "aim500_test"  # the evaluator follows (an interpolation)
 model.teacher_backbone = None
 train.output_dir = "./output/aim500_mematte_s_topk0.25"

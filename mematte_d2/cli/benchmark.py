@@ -5,6 +5,7 @@
     python tools/benchmark.py --models mematte_s --sizes 2048 --trimaps disc outline \
         --tile-skipping on off                         # decoder tiles skipped or not
     python tools/benchmark.py --train                  # training step benchmark
+    python tools/benchmark.py --models mematte_s model.backbone.depth=6   # config overrides
 
 Inference: batch 1, random weights (fixed seed, the same for every run of a model), random
 image, fixed keep ratio per routed block (default 0.25). Every case runs in a fresh process:
@@ -16,7 +17,8 @@ reported as skipped instead of being run. The trimap is a disc (19% unknown) or 
 along a procedural subject's outline (5-15% unknown); the table gives the decoder tiles of one
 call and their input area relative to the image. Training: forward, backward and AdamW step on a
 random batch (default 2 x 512^2), MEMatte with and without its teacher.
-Writes <output>/inference.{md,csv,png} or <output>/training.{md,csv}.
+Writes <output>/inference.{md,csv,png} or <output>/training.{md,csv}. Trailing ``key=value``
+overrides apply to every model's config, as in the other programs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -99,9 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-size", type=int, default=512, help="training crop size")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and inputs")
     p.add_argument("--output", default="output/benchmark", help="output directory")
-    p.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="config overrides applied to every model")
+    p.add_argument("opts", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides applied to every model (after the options)")
     return p
+
+
+_OVERRIDE = re.compile(r"[A-Za-z_][\w.]*=")
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args`` with the trailing ``key=value`` overrides taken as ``opts`` first,
+    so that a list option before them (``--sizes 512 key=value``) does not swallow them."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    start = len(argv)
+    while start and _OVERRIDE.match(argv[start - 1]):
+        start -= 1
+    args = parser.parse_args(argv[:start])
+    args.opts = [*args.opts, *argv[start:]]
+    return args
 
 
 def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -235,7 +253,7 @@ def _write(rows: list[dict], out_dir: Path, stem: str, header: list[str], train:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     _check_args(parser, args)
     return run(args)
 

@@ -50,7 +50,6 @@ from mematte_d2.inference.options import (
     MIN_MEMORY_BUDGET,
     TILE_STRIDE,
     check_band_radius,
-    check_keep_ratio,
     check_max_memory,
     check_max_pixels,
     check_tile_size,
@@ -62,6 +61,7 @@ from mematte_d2.inference.render import (
     make_cutout,
     routing_overlay,
 )
+from mematte_d2.modeling.routing import check_keep_ratio, check_max_tokens
 from mematte_d2.utils.image_io import (
     MAX_PIXELS,
     ImageReadError,

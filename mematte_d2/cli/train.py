@@ -17,7 +17,7 @@ from mematte_d2.engine import (
 )
 from mematte_d2.engine.setup import check_determinism_settings, setup_job
 from mematte_d2.utils.determinism import prepare_cublas_workspace
-from mematte_d2.utils.distributed import launch
+from mematte_d2.utils.distributed import launch, restart_count, torchrun_rank
 
 EPILOG = """
 Examples:
@@ -31,6 +31,10 @@ Examples:
   Two machines (run on each, with its rank; HOST is machine 0's address):
     %(prog)s --config-file ... --num-gpus 2 --num-machines 2 --machine-rank 0|1 \
         --dist-url tcp://HOST:29500
+  Under torchrun (as cluster launchers start jobs), without --num-gpus / --num-machines;
+  with --max-restarts, a restarted job resumes from the last good checkpoint:
+    torchrun --nnodes 2 --nproc-per-node 8 --max-restarts 3 --rdzv-backend c10d \
+        --rdzv-endpoint HOST:29500 tools/lazyconfig_train_net.py --config-file ...
 """
 
 
@@ -52,7 +56,8 @@ def main(args):
     if args.eval_only:
         return evaluate(cfg)
     trainer = MattingTrainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
+    # A job torchrun restarted (--max-restarts) goes on from its last good checkpoint.
+    trainer.resume_or_load(resume=args.resume or restart_count() > 0)
     return trainer.train()
 
 
@@ -64,7 +69,9 @@ def run(argv: list[str] | None = None) -> int:
     # A bad file, key, value or device stops here, before any process starts or config.yaml
     # is written.
     cfg = load_config(args.config_file, args.opts)
-    device = resolve_device(cfg, local_rank=0, local_size=args.num_gpus)
+    place = torchrun_rank()
+    device = resolve_device(cfg, local_rank=place.local_rank if place else 0,
+                            local_size=place.local_world_size if place else args.num_gpus)
     check_determinism_settings(cfg)
     if cfg.train.get("deterministic", False):
         prepare_cublas_workspace()  # before any process starts CUDA; the workers inherit it

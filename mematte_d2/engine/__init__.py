@@ -1,6 +1,8 @@
-"""Training engine: MattingTrainer and the pieces it is built from."""
+"""Training engine: MattingTrainer and the pieces it is built from.
 
-from ..config import ConfigError, ConfigKeyError, apply_overrides, load_config
+Configs are loaded by :mod:`mematte_d2.config` (``load_config``, ``apply_overrides``).
+"""
+
 from .hooks import MattingVisualizer, unwrap_model
 from .optim import ViTLayerDecay
 from .schedule import FractionalMultiStep, warmup_multistep
@@ -16,18 +18,14 @@ from .trainer import (
 )
 
 __all__ = [
-    "ConfigError",
-    "ConfigKeyError",
     "FractionalMultiStep",
     "MattingStepRunner",
     "MattingTrainer",
     "MattingVisualizer",
     "ViTLayerDecay",
-    "apply_overrides",
     "bind_device",
     "check_datasets",
     "gradient_compression_hook",
-    "load_config",
     "resolve_device",
     "test_dataset_names",
     "train_dataset_names",

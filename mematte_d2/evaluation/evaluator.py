@@ -53,6 +53,14 @@ def _image_id(item: dict):
     raise KeyError("MattingEvaluator: an input has neither 'image_id' nor 'file_name'")
 
 
+def _keep_ratio(value) -> float:
+    """An output's mean keep ratio; 1.0 for an empty tensor (a model without routers sends
+    every token to global attention), NaN when the output has none."""
+    if isinstance(value, torch.Tensor) and value.numel() == 0:
+        return 1.0
+    return _scalar(value)
+
+
 def _scalar(value) -> float:
     """Mean of a number or tensor as a float; NaN for None or an empty tensor."""
     if value is None:
@@ -67,12 +75,13 @@ class MattingEvaluator(DatasetEvaluator):
 
     `evaluate()` returns {"matting": {"SAD", "MSE_x1e3", "Grad", "Conn", "keep_ratio", "time",
     "peak_memory_mb", "num_images"}} on the main process ({} on the others): metric means
-    (MSE_x1e3 = MSE x 1000, the number papers print), the mean router keep ratio (NaN for
-    models without routers), mean model seconds per image (the outputs' "inference_time", which
-    :class:`~mematte_d2.evaluation.TimedModel` adds; NaN when missing) and the largest
-    per-image peak memory in MiB. Peak memory per image is the peak since the previous
-    `process()` call, i.e. the model call and the loading of its batch: CUDA allocations for
-    CUDA outputs, the process's peak RSS on CPU (shared by a batch).
+    (MSE_x1e3 = MSE x 1000, the number papers print), the mean router keep ratio (1.0 for a
+    dense model, whose outputs report no routers: every token attends globally; NaN when the
+    outputs have no "keep_ratio"), mean model seconds per image (the outputs'
+    "inference_time", which :class:`~mematte_d2.evaluation.TimedModel` adds; NaN when missing)
+    and the largest per-image peak memory in MiB. Peak memory per image is the peak since the
+    previous `process()` call, i.e. the model call and the loading of its batch: CUDA
+    allocations for CUDA outputs, the process's peak RSS on CPU (shared by a batch).
     """
 
     def __init__(
@@ -161,7 +170,7 @@ class MattingEvaluator(DatasetEvaluator):
             "height": int(gt.shape[0]),
             "width": int(gt.shape[1]),
             **metrics_to_record(metrics),
-            "keep_ratio": _scalar(output.get("keep_ratio")),
+            "keep_ratio": _keep_ratio(output.get("keep_ratio")),
             "time": _scalar(output.get("inference_time")),
         }
 

@@ -3,14 +3,15 @@
 Each returns the value when it is valid and otherwise raises a TypeError / ValueError saying
 what was expected and what was given, so the command line can refuse a bad option before it
 builds a model and the Python API gives the same message.
+
+The token budget's checks are the model's own: ``mematte_d2.modeling.routing``.
 """
 
 import numbers
 
 from mematte_d2.inference.memory import format_bytes, parse_memory_size
 
-# The token budget has one check each, the model's own (re-exported for the command line).
-from mematte_d2.modeling.routing.policies import check_keep_ratio, check_max_tokens
+from mematte_d2.modeling.routing import check_max_tokens
 
 __all__ = [
     "MAX_BAND_RADIUS",
@@ -20,10 +21,8 @@ __all__ = [
     "MIN_TILE_SIZE",
     "TILE_STRIDE",
     "check_band_radius",
-    "check_keep_ratio",
     "check_max_memory",
     "check_max_pixels",
-    "check_max_tokens",
     "check_tile_size",
     "check_token_cap",
 ]

@@ -5,6 +5,11 @@ then fails, as NCCL handles only CUDA tensors. :func:`launch` here takes the bac
 device the run trains on. Every rank also runs a :class:`RankWatchdog`, so that a rank that
 dies or fails stops the others within a bounded time with an error naming it, even across
 machines and with NCCL, whose collectives would otherwise wait for 30 minutes.
+
+A process that ``torchrun`` (or a cluster launcher setting its variables) started is one rank
+already: :func:`launch` joins the job through ``env://`` instead of starting processes, and
+the watchdog only names a rank that failed: torchrun's agent watches, stops and restarts the
+processes (docs/design.md, "Launch", says which parts of the watchdog remain, and why).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 import torch
@@ -28,12 +34,15 @@ from detectron2.utils import comm
 __all__ = [
     "LostRankError",
     "RankWatchdog",
+    "TorchrunRank",
     "backend_for",
     "broadcast_buffers_from_rank0",
     "finish_distributed",
     "free_port",
     "launch",
     "ranks_where",
+    "restart_count",
+    "torchrun_rank",
 ]
 
 logger = logging.getLogger(__name__)
@@ -43,6 +52,9 @@ DEFAULT_TIMEOUT = timedelta(minutes=30)  # of a collective, as detectron2's laun
 # Seconds without a heartbeat after which a rank counts as lost.
 RANK_TIMEOUT_ENV = "MEMATTE_RANK_TIMEOUT"
 _DEFAULT_RANK_TIMEOUT = 30.0
+# Seconds a rank whose collective broke waits for a failure report without heartbeats (a rank
+# that fails writes it before its connections close).
+_REPORT_WAIT = 2.0
 
 _watchdog: RankWatchdog | None = None
 
@@ -54,6 +66,52 @@ class LostRankError(RuntimeError):
 def backend_for(device_type: str) -> str:
     """The process-group backend for a run on ``device_type``: NCCL for CUDA, else gloo."""
     return "nccl" if device_type == "cuda" else "gloo"
+
+
+class TorchrunRank(NamedTuple):
+    """The place torchrun gave this process in the job (from its environment variables)."""
+
+    rank: int
+    local_rank: int
+    world_size: int
+    local_world_size: int
+
+
+# Set by torchrun for each worker (with MASTER_ADDR / MASTER_PORT for env://).
+_TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def torchrun_rank() -> TorchrunRank | None:
+    """This process's rank when torchrun (or a launcher setting its variables) started it,
+    else None. Raises ValueError when only some of the variables are set."""
+    present = [name for name in _TORCHRUN_VARS if name in os.environ]
+    if not present:
+        return None
+    missing = [name for name in _TORCHRUN_VARS if name not in os.environ]
+    if missing:
+        raise ValueError(
+            f"{', '.join(present)} set but not {', '.join(missing)}: start the job under "
+            "torchrun (or set all of them for env://), or unset them to use --num-gpus"
+        )
+    try:
+        rank, local_rank, world_size = (int(os.environ[k])
+                                        for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))
+        local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    except ValueError as e:
+        raise ValueError(f"torchrun's RANK / LOCAL_RANK / WORLD_SIZE must be integers: {e}") \
+            from None
+    if not (0 <= rank < world_size and 0 <= local_rank < local_world_size <= world_size
+            and world_size % local_world_size == 0):
+        raise ValueError(
+            f"RANK={rank}, LOCAL_RANK={local_rank}, WORLD_SIZE={world_size}, "
+            f"LOCAL_WORLD_SIZE={local_world_size}: not one rank of a job of equal machines"
+        )
+    return TorchrunRank(rank, local_rank, world_size, local_world_size)
+
+
+def restart_count() -> int:
+    """How often torchrun restarted the job's processes (``--max-restarts``); 0 otherwise."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
 
 
 def free_port() -> int:
@@ -82,7 +140,18 @@ def launch(
     count is checked only for CUDA runs. Each CUDA process is bound to its GPU (its local
     rank, or `gpu` for a single process per machine, ``train.device=cuda:K``) before anything
     else touches CUDA. Returns main_func's result for a single process.
+    Under torchrun (:func:`torchrun_rank`) this process is one rank: it joins the job by
+    ``env://`` and returns main_func's result; torchrun's options set the process counts.
     """
+    under_torchrun = torchrun_rank()
+    if under_torchrun is not None:
+        if num_processes != 1 or num_machines != 1 or machine_rank != 0:
+            raise ValueError(
+                f"torchrun started this process as rank {under_torchrun.rank} of "
+                f"{under_torchrun.world_size}: leave --num-gpus, --num-machines and "
+                "--machine-rank out (torchrun's --nproc-per-node and --nnodes set them)"
+            )
+        return _launched_by_torchrun(main_func, under_torchrun, device_type, args, timeout)
     if num_processes < 1 or num_machines < 1 or not 0 <= machine_rank < num_machines:
         raise ValueError(
             f"--num-gpus {num_processes}, --num-machines {num_machines}, --machine-rank "
@@ -114,21 +183,55 @@ def launch(
     return None
 
 
+def _launched_by_torchrun(main_func: Callable, place: TorchrunRank, device_type: str,
+                          args: tuple, timeout: timedelta):
+    if device_type == "cuda" and place.local_rank >= torch.cuda.device_count():
+        raise ValueError(
+            f"torchrun's LOCAL_RANK {place.local_rank} but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s); use a smaller --nproc-per-node"
+        )
+    if place.world_size == 1:
+        return main_func(*args)
+    # torchrun's store outlives a restart (--max-restarts): an attempt that read the keys of
+    # the previous one would connect to its dead processes, so each attempt has its own.
+    store, _, _ = next(dist.rendezvous("env://", place.rank, place.world_size, timeout=timeout))
+    store = dist.PrefixStore(f"mematte/attempt_{restart_count()}", store)
+    return _run_rank(main_func, place.rank, place.local_rank, place.local_world_size,
+                     place.world_size, device_type, args, timeout, store=store)
+
+
 def _worker(local_rank: int, main_func: Callable, world_size: int, num_processes: int,
             machine_rank: int, dist_url: str, device_type: str, args: tuple,
             timeout: timedelta, gpu: int | None = None) -> None:
     rank = machine_rank * num_processes + local_rank
+    _run_rank(main_func, rank, local_rank, num_processes, world_size, device_type, args,
+              timeout, dist_url=dist_url, gpu=gpu)
+
+
+def _run_rank(main_func: Callable, rank: int, local_rank: int, local_size: int,
+              world_size: int, device_type: str, args: tuple, timeout: timedelta, *,
+              dist_url: str | None = None, store: dist.Store | None = None,
+              gpu: int | None = None):
+    """One rank: join the process group (by `dist_url`, with a heartbeat watchdog, or
+    through torchrun's `store`, with a watchdog that only reads failure reports), run
+    main_func, tear down. A broken collective is re-raised as LostRankError when the
+    watchdog names the rank at fault."""
     if device_type == "cuda":
         torch.cuda.set_device(local_rank if gpu is None else gpu)
-    dist.init_process_group(backend_for(device_type), init_method=dist_url,
+    dist.init_process_group(backend_for(device_type), init_method=dist_url, store=store,
                             world_size=world_size, rank=rank, timeout=timeout)
-    comm.create_local_process_group(num_processes)
+    comm.create_local_process_group(local_size)
     global _watchdog
-    _watchdog = RankWatchdog.for_url(dist_url, rank, world_size)
+    if store is None:
+        _watchdog = RankWatchdog.for_url(dist_url, rank, world_size)
+    else:
+        _watchdog = RankWatchdog(dist.PrefixStore(RankWatchdog.PREFIX, store), rank,
+                                 world_size, heartbeat=False)
     try:
         comm.synchronize()
-        main_func(*args)
+        result = main_func(*args)
         finish_distributed()
+        return result
     except BaseException as exc:
         lost = {}
         if _watchdog is not None and _is_communication_error(exc):
@@ -159,34 +262,39 @@ def _describe_lost(rank: int, lost: dict[int, str]) -> str:
 
 
 class RankWatchdog:
-    """Heartbeats of every rank through the job's rendezvous store.
+    """Which rank of the job failed or was lost, through the job's rendezvous store.
 
-    A background thread bumps this rank's counter every `interval` seconds and reads the
-    others'. A rank counts as lost when it reported a failure, when its counter stood still
-    for `rank_timeout` seconds, or (for rank 0, which hosts the store) when the store stopped
-    answering. When a rank is lost and this process has not ended `rank_timeout` seconds
+    Every rank records in the store whether it finished or failed (with its error), so that
+    a rank whose collective broke can name the rank at fault. With `heartbeat` (the
+    processes :func:`launch` starts itself, where no agent watches them), a background thread
+    also bumps this rank's counter every `interval` seconds and reads the others'. A rank then
+    counts as lost when it reported a failure, when its counter stood still for
+    `rank_timeout` seconds, or (for rank 0, which hosts the store) when the store stopped
+    answering; when a rank is lost and this process has not ended `rank_timeout` seconds
     later (e.g. blocked in a collective that waits for the lost rank), it exits with status 1
-    after logging which rank was lost.
+    after logging which rank was lost. Under torchrun (no heartbeat) the agent does that.
     """
 
     PREFIX = "mematte/rank_watchdog"
 
     def __init__(self, store: dist.Store, rank: int, world_size: int,
-                 rank_timeout: float | None = None, interval: float = 0.5):
+                 rank_timeout: float | None = None, interval: float = 0.5,
+                 heartbeat: bool = True):
         if rank_timeout is None:
             rank_timeout = float(os.environ.get(RANK_TIMEOUT_ENV, _DEFAULT_RANK_TIMEOUT))
         self.store, self.rank, self.world_size = store, rank, world_size
-        self.rank_timeout, self.interval = rank_timeout, interval
+        self.rank_timeout, self.interval, self.heartbeat = rank_timeout, interval, heartbeat
         self.lost: dict[int, str] = {}
         self._lost_since: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rank-watchdog", daemon=True)
-        self._thread.start()
+        if heartbeat:
+            self._thread.start()
 
     @classmethod
     def for_url(cls, dist_url: str, rank: int, world_size: int) -> RankWatchdog | None:
-        """A watchdog on its own client of the tcp:// (or env://) rendezvous store, or None
-        for other init methods."""
+        """A heartbeat watchdog on its own client of the tcp:// (or env://) rendezvous store,
+        or None for other init methods."""
         if dist_url.startswith("env://"):
             host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
         elif dist_url.startswith("tcp://"):
@@ -198,10 +306,10 @@ class RankWatchdog:
             return None
         store = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=10),
                               wait_for_workers=False)
-        return cls(store, rank, world_size)
+        return cls(dist.PrefixStore(cls.PREFIX, store), rank, world_size)
 
     def _key(self, kind: str, rank: int) -> str:
-        return f"{self.PREFIX}/{kind}/{rank}"
+        return f"{kind}/{rank}"
 
     def _run(self) -> None:
         others = [r for r in range(self.world_size) if r != self.rank]
@@ -250,16 +358,30 @@ class RankWatchdog:
 
     def wait_for_lost_ranks(self) -> dict[int, str]:
         """The ranks found lost, waiting up to one rank timeout for a verdict (called after a
-        collective failed, which usually means that a peer just went away)."""
+        collective failed, which usually means that a peer just went away). Without heartbeat
+        only a rank that reported its failure can be named."""
+        if not self.heartbeat:
+            deadline = time.monotonic() + _REPORT_WAIT
+            while not self.lost and time.monotonic() < deadline:
+                self._read_failures()
+                time.sleep(self.interval / 2)
+            return dict(self.lost)
         deadline = time.monotonic() + self.rank_timeout + 2 * self.interval
         while not self.lost and time.monotonic() < deadline and self._thread.is_alive():
             time.sleep(self.interval / 2)
         return dict(self.lost)
 
+    def _read_failures(self) -> None:
+        for rank in range(self.world_size):
+            if rank != self.rank and self.store.check([self._key("failed", rank)]):
+                reason = self.store.get(self._key("failed", rank)).decode()
+                self._report(rank, f"failed: {reason}")
+
     def stop(self, failure: BaseException | None = None) -> None:
         """End the heartbeats, telling the others whether this rank finished or failed."""
         self._stop.set()
-        self._thread.join()
+        if self.heartbeat:
+            self._thread.join()
         try:
             if failure is None:
                 self.store.set(self._key("done", self.rank), "1")
@@ -315,8 +437,8 @@ def finish_distributed(failed: BaseException | None = None) -> None:
         comm.synchronize()
     if _watchdog is not None:
         _watchdog.stop(failed)
-        if failed is None and _watchdog.rank == 0:
-            _watchdog.wait_until_all_done()
+        if failed is None and _watchdog.rank == 0 and _watchdog.heartbeat:
+            _watchdog.wait_until_all_done()  # rank 0 hosts the store (under torchrun, the agent)
         _watchdog = None
     if hasattr(comm, "_LOCAL_PROCESS_GROUP"):
         comm._LOCAL_PROCESS_GROUP = None

@@ -9,7 +9,7 @@ from tiny_models import FAST_MEMATTE_OPTS, FAST_VITMATTE_OPTS
 
 from mematte_d2.benchmark.cases import disc_trimap, outline_trimap
 from mematte_d2.benchmark.report import INFERENCE_COLUMNS
-from mematte_d2.cli.benchmark import main
+from mematte_d2.cli.benchmark import build_parser, main, parse_args
 from mematte_d2.modeling.decode_cover import plan_cover
 from mematte_d2.modeling.tiling import tile_windows
 
@@ -29,7 +29,7 @@ def test_benchmark_writes_table_csv_and_plot(tmp_path):
     argv = ["--models", "mematte_s", "vitmatte_s", "vitmatte_s_dense", "--sizes", str(SIZE),
             "--repeats", "2",
             "--threads", "1", "--tile-size", "0", "--keep-ratio", "0.25", "--output", str(out),
-            *CPU_FP32, "--opts", *FAST_VITMATTE_OPTS]
+            *CPU_FP32, *FAST_VITMATTE_OPTS]
     assert main(argv) == 0
 
     with open(out / "inference.csv", newline="") as f:
@@ -63,7 +63,7 @@ def test_cases_estimated_over_the_memory_limit_are_skipped(tmp_path):
     out = tmp_path / "bench"
     argv = ["--models", "vitmatte_s_dense", "--sizes", str(SIZE), "4096", "--repeats", "1",
             "--threads", "1", "--tile-size", "0", "--max-memory", "4GB", "--output", str(out),
-            *CPU_FP32, "--opts", *FAST_VITMATTE_OPTS]
+            *CPU_FP32, *FAST_VITMATTE_OPTS]
     assert main(argv) == 0
     small, huge = _rows(out / "inference.csv")
     assert small["status"] == "ok", small
@@ -71,6 +71,20 @@ def test_cases_estimated_over_the_memory_limit_are_skipped(tmp_path):
     assert huge["status"].startswith("skipped: estimated peak") and "> limit 4.00 GB" in huge[
         "status"]
     assert float(huge["estimated_peak_gb"]) > 96 and huge["latency_s"] == ""
+
+
+def test_overrides_trail_the_options_as_in_the_other_programs(capsys):
+    """``key=value`` after a list option are overrides, not list items; ``--opts`` is gone."""
+    args = parse_args(build_parser(), ["--models", "mematte_s", "--sizes", "512", "1024",
+                                       "model.backbone.depth=6", "train.seed=1"])
+    assert args.models == ["mematte_s"] and args.sizes == [512, 1024]
+    assert args.opts == ["model.backbone.depth=6", "train.seed=1"]
+    try:
+        parse_args(build_parser(), ["--opts", "model.backbone.depth=6"])
+    except SystemExit as e:
+        assert e.code == 2 and "--opts" in capsys.readouterr().err
+    else:
+        raise AssertionError("--opts was accepted")
 
 
 def test_unknown_model_and_bad_memory_limit_are_rejected(capsys):
@@ -94,7 +108,7 @@ def test_failing_and_skipped_cases_are_reported_not_raised(tmp_path):
     out = tmp_path / "bench"
     argv = ["--models", str(broken), "vitmatte_s", "--sizes", str(SIZE), "--repeats", "1",
             "--threads", "1", "--tile-size", "0", "--skip", f"vitmatte_s@{SIZE}",
-            "--output", str(out), *CPU_FP32, "--opts", *FAST_VITMATTE_OPTS]
+            "--output", str(out), *CPU_FP32, *FAST_VITMATTE_OPTS]
     assert main(argv) == 0
     rows = _rows(out / "inference.csv")
     assert [r["model"] for r in rows] == [str(broken), "vitmatte_s"]
@@ -110,7 +124,7 @@ def test_trimap_shapes_and_tile_skipping_report_decoder_calls(tmp_path):
     out = tmp_path / "bench"
     argv = ["--models", "mematte_s", "--sizes", "256", "--repeats", "1", "--threads", "1",
             "--tile-size", "64", "--trimaps", "disc", "outline", "--tile-skipping", "on", "off",
-            "--no-flops", "--output", str(out), *CPU_FP32, "--opts", *FAST_MEMATTE_OPTS]
+            "--no-flops", "--output", str(out), *CPU_FP32, *FAST_MEMATTE_OPTS]
     assert main(argv) == 0
     rows = {(r["trimap"], r["skip_known_tiles"]): r for r in _rows(out / "inference.csv")}
     assert set(rows) == {(t, s) for t in ("disc", "outline") for s in ("True", "False")}

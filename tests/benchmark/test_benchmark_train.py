@@ -12,7 +12,7 @@ from mematte_d2.cli.benchmark import main
 def test_train_benchmark_runs_mematte_with_and_without_teacher(tmp_path):
     out = tmp_path / "bench"
     argv = ["--train", "--models", "mematte_s", "--crop-size", "64", "--batch-size", "2",
-            "--repeats", "1", "--threads", "1", "--output", str(out), "--opts", *FAST_MEMATTE_OPTS]
+            "--repeats", "1", "--threads", "1", "--output", str(out), *FAST_MEMATTE_OPTS]
     assert main(argv) == 0
     with open(out / "training.csv", newline="") as f:
         reader = csv.DictReader(f)

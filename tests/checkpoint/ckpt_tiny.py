@@ -5,7 +5,7 @@ from pathlib import Path
 from detectron2.config import LazyConfig
 from tiny_models import TINY_TRAIN_OPTS, synthetic_set_opts
 
-from mematte_d2.engine import apply_overrides
+from mematte_d2.config import apply_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = str(REPO / "configs/quick_schedules/mematte_tiny_synthetic.py")

@@ -1,5 +1,6 @@
 """One rank of a two-rank gloo job whose ranks are started as separate commands (as on two
-machines), for the failure tests: ``python dist_jobs.py SCENARIO RANK DIST_URL``.
+machines), for the failure tests: ``python dist_jobs.py SCENARIO RANK DIST_URL``, or under
+torchrun: ``python -m torch.distributed.run --nproc-per-node 2 dist_jobs.py SCENARIO``.
 
 Each command runs what :func:`mematte_d2.utils.distributed.launch` runs in a spawned
 process, so a failing rank is not stopped by a parent that spawned both.
@@ -59,6 +60,10 @@ def nonfinite_loss_on_rank1() -> None:
 SCENARIOS = {"raise": one_rank_raises, "nonfinite": nonfinite_loss_on_rank1}
 
 if __name__ == "__main__":
+    if distributed.torchrun_rank() is not None:  # python -m torch.distributed.run ... SCENARIO
+        distributed.launch(SCENARIOS[sys.argv[1]], 1, device_type="cpu",
+                           timeout=timedelta(minutes=5))
+        sys.exit()
     scenario, rank, url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     distributed._worker(rank, SCENARIOS[scenario], 2, 1, 0, url, "cpu", (),
                         timedelta(minutes=5))

@@ -61,7 +61,8 @@ def test_cuda_training_pins_batches_and_trains_in_fp16(tiny_datasets_root, tmp_p
     from detectron2.config import LazyConfig
     from engine_tiny import QUICK, tiny_in_process_opts
 
-    from mematte_d2.engine import MattingTrainer, apply_overrides
+    from mematte_d2.config import apply_overrides
+    from mematte_d2.engine import MattingTrainer
 
     cfg = apply_overrides(LazyConfig.load(QUICK), tiny_in_process_opts(tmp_path) + [
         "train.device=cuda", "train.max_iter=3", "train.eval_period=0"])

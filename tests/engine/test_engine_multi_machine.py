@@ -13,7 +13,7 @@ from detectron2.config import LazyConfig, instantiate
 from engine_tiny import QUICK, REPO, cli_env
 from tiny_models import TINY_TRAIN_OPTS
 
-from mematte_d2.engine import apply_overrides
+from mematte_d2.config import apply_overrides
 from mematte_d2.utils.distributed import RANK_TIMEOUT_ENV, free_port
 
 TRAIN_NET = str(REPO / "tools/lazyconfig_train_net.py")

@@ -8,14 +8,9 @@ import torch
 from detectron2.config import LazyConfig, instantiate
 from detectron2.utils.events import EventStorage
 
+from mematte_d2.config import ConfigKeyError, apply_overrides
 from mematte_d2.data.resumable import build_resumable_train_loader
-from mematte_d2.engine import (
-    ConfigKeyError,
-    MattingStepRunner,
-    ViTLayerDecay,
-    apply_overrides,
-    warmup_multistep,
-)
+from mematte_d2.engine import MattingStepRunner, ViTLayerDecay, warmup_multistep
 
 MODEL_CFG = "configs/common/models/mematte_s.py"
 

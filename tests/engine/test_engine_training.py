@@ -23,8 +23,9 @@ from tiny_models import TINY_TRAIN_OPTS, register_synthetic_sets
 
 from mematte_d2.checkpoint import CheckpointError
 from mematte_d2.cli.train import evaluate
+from mematte_d2.config import apply_overrides
 from mematte_d2.data import register_evaluation_dataset
-from mematte_d2.engine import MattingTrainer, apply_overrides
+from mematte_d2.engine import MattingTrainer
 from mematte_d2.utils.distributed import launch
 
 TRAIN_NET = str(REPO / "tools/lazyconfig_train_net.py")

@@ -8,8 +8,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from detectron2.config import instantiate
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import inference_on_dataset
+from tiny_models import tiny_cfg
 
 from mematte_d2.evaluation import MattingEvaluator, compute_matting_metrics
 from mematte_d2.utils.distributed import finish_distributed
@@ -160,6 +162,19 @@ def test_region_comes_from_metadata_and_missing_values_are_nan():
     summary = evaluator.evaluate()["matting"]
     assert summary["SAD"] > 0  # "whole" region: known pixels count (all clamped to 1 here)
     assert math.isnan(summary["keep_ratio"]) and math.isnan(summary["time"])
+
+
+def test_a_dense_model_keeps_every_token(tmp_path, dataset_name):
+    """ViTMatte has no routers: every token attends globally, keep ratio 1.0 (not NaN/empty)."""
+    model = instantiate(tiny_cfg("vitmatte", ["model.tile_size=0"]).model).eval()
+    items = [make_item(i, height=32, width=32) for i in range(2)]
+    evaluator = MattingEvaluator(dataset_name, output_dir=str(tmp_path), distributed=False)
+    evaluator.reset()
+    with torch.no_grad():
+        evaluator.process(items, model(items))
+    assert evaluator.evaluate()["matting"]["keep_ratio"] == 1.0
+    with open(tmp_path / "matting_per_image.csv") as f:
+        assert [float(r["keep_ratio"]) for r in csv.DictReader(f)] == [1.0, 1.0]
 
 
 def test_duplicates_are_dropped_and_bad_inputs_are_named(dataset_name):

@@ -8,8 +8,8 @@ from detectron2.config import LazyCall as L
 
 from mematte_d2.modeling import DetailCapture, MattingCriterion, MEMatte, RoutedViT, ViTMatteEncoder
 
-_LAYOUT = ("embed_dim", "num_heads", "depth", "window_size", "window_block_indexes",
-           "residual_block_indexes")
+VIT_LAYOUT = ("embed_dim", "num_heads", "depth", "window_size", "window_block_indexes",
+              "residual_block_indexes")
 
 model = L(MEMatte)(
     backbone=L(RoutedViT)(
@@ -26,7 +26,7 @@ model = L(MEMatte)(
         max_tokens=None,
     ),
     teacher_backbone=L(ViTMatteEncoder)(
-        **{key: f"${{..backbone.{key}}}" for key in _LAYOUT},
+        **{key: f"${{..backbone.{key}}}" for key in VIT_LAYOUT},
         img_size=512,
     ),
     decoder=L(DetailCapture)(in_chans="${..backbone.embed_dim}"),

@@ -1,20 +1,19 @@
 """ViTMatte ViT-S baseline: the same meta-architecture with the plain ViTMatte encoder.
 
-The decoder's input width follows the encoder's (an interpolation), so one override of
-``model.backbone.embed_dim`` changes both."""
+The encoder's layout (width, heads, depth, window layout) is MEMatte-S's, read from
+``mematte_s.py`` where it is written once; the decoder's input width follows the encoder's (an
+interpolation), so one override of ``model.backbone.embed_dim`` changes both."""
 
 from detectron2.config import LazyCall as L
 
 from mematte_d2.modeling import DetailCapture, MattingCriterion, MEMatte, ViTMatteEncoder
 
+from .mematte_s import VIT_LAYOUT
+from .mematte_s import model as _mematte_s
+
 model = L(MEMatte)(
     backbone=L(ViTMatteEncoder)(
-        embed_dim=384,
-        num_heads=6,
-        depth=12,
-        window_size=14,
-        window_block_indexes=[0, 1, 3, 4, 6, 7, 9, 10],
-        residual_block_indexes=[2, 5, 8, 11],
+        **{key: _mematte_s.backbone[key] for key in VIT_LAYOUT},
         img_size=512,
     ),
     teacher_backbone=None,

@@ -1,6 +1,6 @@
 """Time the four matting metrics on one synthetic image with a realistic matte.
 
-    taskset -c 0 python -m mematte_d2.evaluation.benchmark [--size 2000] [--repeats 3]
+    taskset -c 0 python -m mematte_d2.evaluation.metrics_speed [--size 2000] [--repeats 3]
 
 The matte is a smooth random shape with soft edges, the trimap marks a wide unknown band
 around them, and the prediction is the matte with smooth low-frequency errors. OpenCV runs
@@ -45,7 +45,7 @@ def synthetic_case(size: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return pred, alpha, trimap
 
 
-def benchmark_metrics(size: int = 2000, repeats: int = 3, seed: int = 0) -> dict:
+def time_metrics(size: int = 2000, repeats: int = 3, seed: int = 0) -> dict:
     """Best-of-`repeats` seconds of each metric and of compute_matting_metrics on one image."""
     pred, alpha, trimap = synthetic_case(size, seed)
     timed = {
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     cv2.setNumThreads(1)
-    print(json.dumps(benchmark_metrics(args.size, args.repeats, args.seed), indent=2))
+    print(json.dumps(time_metrics(args.size, args.repeats, args.seed), indent=2))
     return 0
 
 
