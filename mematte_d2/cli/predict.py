@@ -61,7 +61,7 @@ from mematte_d2.inference.render import (
     make_cutout,
     routing_overlay,
 )
-from mematte_d2.modeling.routing import check_keep_ratio, check_max_tokens
+from mematte_d2.modeling.routing import check_keep_ratio
 from mematte_d2.utils.image_io import (
     MAX_PIXELS,
     ImageReadError,

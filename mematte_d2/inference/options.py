@@ -10,7 +10,6 @@ The token budget's checks are the model's own: ``mematte_d2.modeling.routing``.
 import numbers
 
 from mematte_d2.inference.memory import format_bytes, parse_memory_size
-
 from mematte_d2.modeling.routing import check_max_tokens
 
 __all__ = [
