@@ -23,7 +23,6 @@ import numpy as np
 
 from mematte_d2.cli.common import describe_error
 from mematte_d2.inference.memory import MemoryBudget, parse_memory_size
-from mematte_d2.inference.options import check_keep_ratio
 from mematte_d2.inference.predictor import MattingPredictor
 from mematte_d2.inference.render import (
     composite,
@@ -31,6 +30,7 @@ from mematte_d2.inference.render import (
     make_cutout,
     routing_overlay,
 )
+from mematte_d2.modeling.routing import check_keep_ratio
 from mematte_d2.utils.image_io import (
     ImageReadError,
     alpha_to_png_array,
