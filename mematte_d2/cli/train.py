@@ -16,6 +16,7 @@ from mematte_d2.engine import (
     test_dataset_names,
 )
 from mematte_d2.engine.setup import check_determinism_settings, setup_job
+from mematte_d2.model_zoo import resolve_config_file
 from mematte_d2.utils.determinism import prepare_cublas_workspace
 from mematte_d2.utils.distributed import launch, restart_count, torchrun_rank
 
@@ -66,6 +67,8 @@ def run(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.config_file:
         parser.error("--config-file is required")
+    # A file, or a shipped config by name (an installed wheel has no configs/ folder).
+    args.config_file = resolve_config_file(args.config_file)
     # A bad file, key, value or device stops here, before any process starts or config.yaml
     # is written.
     cfg = load_config(args.config_file, args.opts)

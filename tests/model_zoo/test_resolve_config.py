@@ -65,3 +65,14 @@ def test_predict_reads_a_shipped_config_by_name(tmp_path):
     bad = subprocess.run([sys.executable, PREDICT, "--config-file", "nosuch.py",
                           *common], capture_output=True, text=True)
     assert bad.returncode == 2 and "shipped configs are" in bad.stderr
+
+
+def test_training_and_eval_only_take_a_shipped_config_name(capsys):
+    from mematte_d2.cli.train import cli
+
+    # A bad override after a config given by name: the name resolved, the override refused.
+    assert cli(["--config-file", "quick_schedules/mematte_tiny_synthetic.py", "--eval-only",
+                "train.no_such_key=1"]) == 2
+    assert "no_such_key" in capsys.readouterr().err
+    assert cli(["--config-file", "nosuch.py", "--eval-only"]) == 2
+    assert "shipped configs are" in capsys.readouterr().err
