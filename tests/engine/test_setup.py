@@ -9,7 +9,8 @@ import torch
 from detectron2.config import LazyConfig
 from engine_tiny import QUICK, tiny_in_process_opts
 
-from mematte_d2.engine import MattingTrainer, apply_overrides
+from mematte_d2.config import apply_overrides
+from mematte_d2.engine import MattingTrainer
 from mematte_d2.engine.setup import setup_job
 from mematte_d2.utils import determinism
 
