@@ -18,16 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import CheckpointError
 from .limits import WeightsLimitError, budget, check_entries, check_zip
 from .safe_pickle import UnsafePickleError, load_pickle
 
 # File names looked up, in order, when a directory is given (Hugging Face / detectron2 outputs).
 DIRECTORY_CANDIDATES = ("model.safetensors", "pytorch_model.bin", "model_final.pth")
 _NESTED_KEYS = ("model", "state_dict", "model_state_dict")
-
-
-class CheckpointError(ValueError):
-    """A weights file is missing, not a checkpoint, or does not fit the model."""
 
 
 class UnreadableCheckpointError(CheckpointError):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mematte_d2.checkpoint.loading import CheckpointError
+from mematte_d2.checkpoint.errors import CheckpointError
 from mematte_d2.utils.atomic import atomic_write
 
 CACHE_ENV = "MEMATTE_CACHE"
