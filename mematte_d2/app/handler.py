@@ -10,7 +10,6 @@ never see each other's options.
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 import re
 import threading
@@ -22,7 +21,7 @@ import gradio as gr
 import numpy as np
 
 from mematte_d2.cli.common import describe_error
-from mematte_d2.inference.memory import MemoryBudget, parse_memory_size
+from mematte_d2.inference.memory import parse_memory_size
 from mematte_d2.inference.predictor import MattingPredictor
 from mematte_d2.inference.render import (
     composite,
@@ -225,9 +224,9 @@ class MattingApp:
                      keep_ratio: float) -> tuple[MattingPredictor, dict]:
         """The predictor and ``predict`` arguments of one request.
 
-        The predictor is a shallow copy of the shared one carrying the request's precision. A
-        keep ratio is a call argument; so is a memory budget when ``predict`` takes
-        ``max_memory``, otherwise the copy carries it.
+        The predictor is a shallow copy of the shared one carrying the request's precision (the
+        model and its engine are shared, never changed); the keep ratio or memory budget is an
+        argument of the call.
         """
         base = self.predictor
         predictor, kwargs = copy.copy(base), {}
@@ -236,11 +235,7 @@ class MattingApp:
             if budget == "keep ratio":
                 kwargs["keep_ratio"] = check_keep_ratio(float(keep_ratio))
             elif budget == "memory budget":
-                size = parse_memory_size(memory)
-                if "max_memory" in inspect.signature(predictor.predict).parameters:
-                    kwargs["max_memory"] = size
-                else:
-                    predictor.memory_budget = MemoryBudget(size, base.device)
+                kwargs["max_memory"] = parse_memory_size(memory)
             else:
                 raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
         except (TypeError, ValueError) as e:
@@ -257,11 +252,8 @@ class MattingApp:
 
     def predict(self, predictor: MattingPredictor, rgb: np.ndarray, trimap: np.ndarray,
                 kwargs: dict, progress: Callable[[int, int, str], None] | None):
-        """``predictor.predict`` with per-call options, and the progress callback when the
-        predictor takes one."""
-        if progress is not None and "progress" in inspect.signature(predictor.predict).parameters:
-            kwargs = {**kwargs, "progress": progress}
-        return predictor.predict(rgb, trimap, **kwargs)
+        """``predictor.predict`` with per-call options and the progress callback."""
+        return predictor.predict(rgb, trimap, progress=progress, **kwargs)
 
     def run(self, photo, source, editor, trimap_path, mask_path, band_percent, budget, memory,
             keep_ratio, precision, bits, background, colour, background_path,

@@ -1,6 +1,5 @@
 """The web app's request handlers, called directly (no browser, no server)."""
 
-import copy
 
 import numpy as np
 import pytest
@@ -143,7 +142,8 @@ def test_run_equals_the_predictor_and_leaves_it_unchanged(app, predictor, photo_
     trimap_path = tmp_path / "trimap.png"
     write_png(trimap_path, _trimap())
     photo, _, _ = app.on_upload(photo_file)
-    budget, dtype = predictor.memory_budget, predictor.autocast_dtype
+    engine, dtype = predictor.engine, predictor.autocast_dtype
+    settings = (engine.max_memory, engine.tile_size, predictor.model.backbone.max_tokens)
     out = _run(app, photo, trimap_path=str(trimap_path), keep_ratio=0.5)
     assert len(out) == RUN_OUTPUTS
     alpha_path, cutout_path, trimap_out = out[4:7]
@@ -154,7 +154,8 @@ def test_run_equals_the_predictor_and_leaves_it_unchanged(app, predictor, photo_
     assert read_image(cutout_path).shape == (96, 128, 3)
     assert out[0].shape == (96, 128) and out[2].shape == (96, 128, 3)
     assert "tokens routed" in out[-1]
-    assert predictor.memory_budget is budget and predictor.autocast_dtype is dtype
+    assert predictor.engine is engine and predictor.autocast_dtype is dtype
+    assert (engine.max_memory, engine.tile_size, predictor.model.backbone.max_tokens) == settings
     sixteen = _run(app, photo, trimap_path=str(trimap_path), bits=16)
     assert read_plane(sixteen[4]).dtype == np.uint16
 
@@ -171,46 +172,23 @@ def test_bad_options_are_page_messages(app, photo_file, tmp_path):
         _run(app, None, trimap_path=str(trimap_path))
 
 
-class _SteppingPredictor:
-    """Stands for a predictor whose predict reports progress per encoder strip."""
-
-    def __init__(self, real):
-        self.real, self.steps = real, []
-
-    def predict(self, image, trimap, keep_ratio=None, max_tokens=None, progress=None):
-        for done in range(1, 4):
-            progress(done, 3, "encoder")
-            self.steps.append(done)
-        return self.real.predict(image, trimap, keep_ratio=keep_ratio)
-
-
-def test_memory_budget_is_a_call_argument_when_predict_takes_it(app, predictor):
-    class WithMaxMemory(MattingPredictor):
-        def predict(self, image, trimap, max_tokens=None, keep_ratio=None, max_memory=None):
-            raise AssertionError("not called here")
-
-    app.predictor = copy.copy(predictor)
-    app.predictor.__class__ = WithMaxMemory
+def test_memory_budget_and_keep_ratio_are_call_arguments(app, predictor):
     copied, kwargs = app.request_call("fp32", "memory budget", "2GB", 0.5)
     assert kwargs == {"max_memory": 2 * 2**30}
-    assert copied.memory_budget is predictor.memory_budget
+    assert copied.engine is predictor.engine  # the model and its engine are shared as they are
     copied, kwargs = app.request_call("fp32", "keep ratio", "2GB", 0.5)
     assert kwargs == {"keep_ratio": 0.5}
     with pytest.raises(gr.Error, match="keep_ratio"):
         app.request_call("fp32", "keep ratio", "auto", 0)
 
 
-def test_progress_is_passed_when_the_predictor_takes_it(app, predictor):
-    stepping, seen = _SteppingPredictor(predictor), []
-    app.predict(stepping, np.zeros((32, 32, 3), np.uint8), _trimap(32, 32), {"keep_ratio": 0.5},
+def test_progress_follows_the_encoder_and_every_decoder_window(app, predictor):
+    seen = []
+    app.predict(predictor, np.zeros((32, 32, 3), np.uint8), _trimap(32, 32), {"keep_ratio": 0.5},
                 lambda done, total, stage: seen.append((done, total, stage)))
-    assert seen == [(1, 3, "encoder"), (2, 3, "encoder"), (3, 3, "encoder")]
-
-
-def test_no_progress_argument_for_a_predictor_without_it(app, predictor):
-    result = app.predict(predictor, np.zeros((32, 32, 3), np.uint8), _trimap(32, 32),
-                         {"keep_ratio": 0.5}, lambda *a: pytest.fail("no progress expected"))
-    assert result.alpha.shape == (32, 32)
+    assert seen[:2] == [(0, 1, "encoder"), (1, 1, "encoder")]
+    assert seen[2:] and all(stage == "decoder" for _, _, stage in seen[2:])
+    assert seen[-1][0] == seen[-1][1]  # the last window
 
 
 def test_stop_ends_the_run_at_the_next_progress_step(app, predictor, photo_file, tmp_path,
@@ -218,15 +196,20 @@ def test_stop_ends_the_run_at_the_next_progress_step(app, predictor, photo_file,
     trimap_path = tmp_path / "trimap.png"
     write_png(trimap_path, _trimap())
     photo, _, _ = app.on_upload(photo_file)
-    stepping = _SteppingPredictor(predictor)
+    steps = []
 
-    def stop_during_predict(predictor_copy, *args, **kwargs):
+    def stop_during_predict(predictor_copy, rgb, trimap, kwargs, progress):
         app.stop()
-        return MattingApp.predict(app, stepping, *args, **kwargs)
+
+        def counted(*args):
+            steps.append(args)
+            progress(*args)
+
+        return MattingApp.predict(app, predictor_copy, rgb, trimap, kwargs, counted)
 
     monkeypatch.setattr(app, "predict", stop_during_predict)
     out = _run(app, photo, trimap_path=str(trimap_path))
-    assert stepping.steps == [] and len(out) == RUN_OUTPUTS
+    assert steps == [(0, 1, "encoder")] and len(out) == RUN_OUTPUTS  # stopped at the first step
     assert not list((tmp_path / "work").rglob("*.png"))
 
 

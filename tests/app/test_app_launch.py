@@ -5,9 +5,11 @@ import pytest
 from mematte_d2.app import launch
 
 
-def test_given_config_and_weights_are_served_as_given():
-    assert launch.model_files("a.py", "w.pth") == ("a.py", "w.pth")
-    assert launch.model_files("a.py", None) == ("a.py", None)
+def test_given_config_and_weights_are_served_as_given(tmp_path):
+    config = tmp_path / "a.py"
+    config.write_text("")
+    assert launch.model_files(str(config), "w.pth") == (str(config), "w.pth")
+    assert launch.model_files(str(config), None) == (str(config), None)
 
 
 def test_default_is_the_demo_model(tmp_path, monkeypatch):
