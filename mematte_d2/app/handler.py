@@ -41,14 +41,10 @@ from mematte_d2.utils.image_io import (
     write_png,
 )
 from mematte_d2.utils.precision import autocast_dtype
+from mematte_d2.utils.trimap import codes_on_255_scale, snap_trimap
 from mematte_d2.utils.trimap_from_mask import trimap_from_mask
 
-from .painting import (
-    make_preview,
-    mask_from_painting,
-    snap_trimap,
-    trimap_from_painting,
-)
+from .painting import make_preview, mask_from_painting, trimap_from_painting
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +182,7 @@ class MattingApp:
             raw = _read(read_trimap, trimap_path, "trimap", self.max_pixels)
             _check_size(raw, photo, "trimap")
             try:
-                trimap, snapped = snap_trimap(raw)
+                trimap, snapped = snap_trimap(codes_on_255_scale(raw))
             except ValueError as e:
                 raise gr.Error(f"trimap: {e}") from e
             if snapped:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mematte_d2.utils.trimap import trimap_codes
+from mematte_d2.utils.trimap import snap_trimap
 
 # Longer side of the picture shown for painting; the painting is scaled up to the photo.
 PREVIEW_SIDE = 1024
@@ -35,18 +35,6 @@ def make_preview(image: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
     if (h, w) == image.shape[:2]:
         return image
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-
-
-def snap_trimap(trimap: np.ndarray) -> tuple[np.ndarray, int]:
-    """(0 / 128 / 255 codes, number of pixels whose value changed) of a uint8 or float trimap.
-
-    The release's rule: below 85 background, from 170 foreground, else unknown (anti-aliased
-    or hand-painted trimaps hold values in between). Ambiguous maps (uint8 holding only 0-2)
-    are refused with a ValueError, as by ``trimap_codes``.
-    """
-    codes = trimap_codes(trimap, snap=True)
-    original = trimap if trimap.dtype == np.uint8 else trimap_codes(trimap, snap=False)
-    return codes, int(np.count_nonzero(codes != original))
 
 
 def painted_levels(layers: list[np.ndarray]) -> np.ndarray | None:

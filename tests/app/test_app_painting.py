@@ -1,14 +1,12 @@
-"""Trimaps from the editor's painted layers, previews, and the snapping rule."""
+"""Trimaps from the editor's painted layers and previews (snapped by utils.trimap.snap_trimap)."""
 
 import numpy as np
-import pytest
 
 from mematte_d2.app.painting import (
     make_preview,
     mask_from_painting,
     painted_levels,
     preview_size,
-    snap_trimap,
     trimap_from_painting,
 )
 
@@ -28,18 +26,6 @@ def test_preview_fits_side_and_never_enlarges():
     image = np.zeros((300, 451, 3), np.uint8)
     assert make_preview(image) is image
     assert make_preview(np.zeros((2048, 1024, 3), np.uint8)).shape == (1024, 512, 3)
-
-
-def test_snap_trimap_uses_85_170_and_counts_changed_pixels():
-    raw = np.array([[0, 84, 85, 128], [169, 170, 254, 255]], np.uint8)
-    codes, changed = snap_trimap(raw)
-    assert codes.tolist() == [[0, 0, 128, 128], [128, 255, 255, 255]]
-    assert changed == 5  # 84, 85, 169, 170 and 254
-
-
-def test_snap_trimap_refuses_label_maps():
-    with pytest.raises(ValueError, match="0-2"):
-        snap_trimap(np.array([[0, 1, 2]], np.uint8))
 
 
 def test_topmost_stroke_wins_and_unpainted_is_background():
