@@ -17,9 +17,9 @@ def weights(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def image_sensitive_weights(tmp_path_factory) -> str:
-    """``weights`` with the alpha logit's weights scaled x100: default-init alphas stay within about 0.03
-    of 0.5 whatever the picture, these swing between 0 and 1 with it, so a test comparing
-    alphas can tell one picture (or orientation) from another."""
+    """``weights`` with the alpha logit's weights scaled x100: default-init alphas stay within
+    about 0.03 of 0.5 whatever the picture, these swing between 0 and 1 with it, so a test
+    comparing alphas can tell one picture (or orientation) from another."""
     torch.manual_seed(0)
     state = instantiate(tiny_cfg().model).state_dict()
     state["decoder.matting_head.matting_convs.3.weight"] *= 100
