@@ -63,6 +63,7 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
+@pytest.mark.integration
 def test_wheel_carries_the_configs_and_finds_them_when_installed(tmp_path):
     wheel = _build_wheel(tmp_path)
     shipped = {

@@ -2,11 +2,14 @@
 
 import csv
 
+import pytest
 from tiny_models import FAST_MEMATTE_OPTS, FAST_VITMATTE_OPTS
 
 from mematte_d2.benchmark import TrainCase, run_case
 from mematte_d2.benchmark.report import TRAIN_COLUMNS, train_markdown, train_row
 from mematte_d2.cli.benchmark import main
+
+pytestmark = pytest.mark.integration
 
 
 def test_train_benchmark_runs_mematte_with_and_without_teacher(tmp_path):

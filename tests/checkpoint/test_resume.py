@@ -13,6 +13,8 @@ from ckpt_tiny import ckpt_cfg
 from mematte_d2.checkpoint import CheckpointError, prune_checkpoints
 from mematte_d2.engine import MattingTrainer
 
+pytestmark = pytest.mark.integration
+
 
 def _train(output_dir, *extra, resume=False):
     trainer = MattingTrainer(ckpt_cfg(output_dir, *extra))

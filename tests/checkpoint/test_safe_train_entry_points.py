@@ -8,6 +8,8 @@ from hostile_weights import code_running_pickle, code_running_torch_file
 
 from mematte_d2.cli.train import cli
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize("kind", ["pkl", "pth"])
 @pytest.mark.parametrize("mode", ["init_checkpoint", "eval-only", "resume"])

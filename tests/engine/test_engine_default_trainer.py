@@ -36,6 +36,7 @@ def test_every_public_method_reading_the_yacs_config_is_overridden():
     assert not not_overridden
 
 
+@pytest.mark.integration
 def test_each_public_method_runs_on_a_lazyconfig(tiny_datasets_root, tmp_path):
     cfg = _cfg(tmp_path, "train.max_iter=2", "train.eval_period=0",
                "train.checkpointer.period=1000")

@@ -10,6 +10,8 @@ from engine_tiny import REPO, cli_env
 
 from mematte_d2.utils.distributed import free_port
 
+pytestmark = pytest.mark.integration
+
 JOBS = str(Path(__file__).with_name("dist_jobs.py"))
 
 

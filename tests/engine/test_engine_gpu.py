@@ -71,11 +71,13 @@ def _nccl_worker() -> None:
     assert net.net[1].running_mean.abs().sum().item() == 0
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
 def test_two_gpu_collectives_of_the_engine():
     launch(_nccl_worker, 2, device_type="cuda")
 
 
+@pytest.mark.integration
 def test_cuda_training_pins_batches_and_trains_in_fp16(tiny_datasets_root, tmp_path):
     from detectron2.config import LazyConfig
     from engine_tiny import QUICK, tiny_in_process_opts

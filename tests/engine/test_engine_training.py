@@ -27,6 +27,8 @@ from mematte_d2.data import register_evaluation_dataset
 from mematte_d2.engine import MattingTrainer, apply_overrides
 from mematte_d2.utils.distributed import launch
 
+pytestmark = pytest.mark.integration
+
 TRAIN_NET = str(REPO / "tools/lazyconfig_train_net.py")
 
 

@@ -5,10 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from engine_tiny import REPO
 
 sys.path.insert(0, str(REPO / "tools"))
 import gpu_check  # noqa: E402
+
+pytestmark = pytest.mark.integration
 
 
 def test_without_cuda_it_says_so_and_exits_0():

@@ -14,6 +14,8 @@ from hostile_files import leftovers, png_header_only
 from mematte_d2.cli.evaluate_folder import main
 from mematte_d2.evaluation import compute_matting_metrics
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 SHAPE = (14, 17)
 

@@ -21,6 +21,8 @@ from mematte_d2.cli.predict import main
 from mematte_d2.inference import MattingPredictor
 from mematte_d2.utils.image_io import read_image, to_uint8
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -73,6 +73,7 @@ def test_default_auto_budget_fits_4096_on_24gb():
     assert choose_max_tokens(int(0.8 * 22 * 2**30), 4096, 4096, VIT_S) == n
 
 
+@pytest.mark.integration
 def test_estimate_bounds_measured_peak_of_a_tiny_model():
     from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS
 
