@@ -104,7 +104,7 @@ def _ddp_worker(output_dir: str, datasets: str, extra: tuple[str, ...]) -> None:
         (Path(output_dir) / "final_eval.json").write_text(json.dumps(final))
 
 
-@pytest.mark.parametrize("sync", ["False", pytest.param("True", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("sync", ["False", "True"])  # "True": the recipe's setting
 def test_two_process_training_evaluates_the_saved_model(tiny_datasets_root, tmp_path, sync):
     """Ranks keep identical weights; the end-of-training evaluation (each rank a shard of the
     test set) equals a one-process evaluation of model_final.pth, also when BatchNorm
