@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from ckpt_tiny import ckpt_cfg
+from tiny_models import ckpt_cfg
 
 from mematte_d2.checkpoint import CheckpointError, prune_checkpoints
 from mematte_d2.engine import MattingTrainer

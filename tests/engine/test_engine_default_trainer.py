@@ -7,7 +7,7 @@ import pytest
 from detectron2.config import LazyConfig
 from detectron2.engine import DefaultTrainer, hooks
 from detectron2.utils.events import EventStorage, JSONWriter
-from engine_tiny import QUICK, tiny_in_process_opts
+from tiny_models import QUICK, tiny_in_process_opts
 
 from mematte_d2.config import apply_overrides
 from mematte_d2.engine import MattingTrainer

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from engine_tiny import REPO, cli_env
+from tiny_models import REPO, cli_env
 
 from mematte_d2.utils.distributed import free_port
 

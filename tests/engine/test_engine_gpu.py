@@ -80,7 +80,7 @@ def test_two_gpu_collectives_of_the_engine():
 @pytest.mark.integration
 def test_cuda_training_pins_batches_and_trains_in_fp16(tiny_datasets_root, tmp_path):
     from detectron2.config import LazyConfig
-    from engine_tiny import QUICK, tiny_in_process_opts
+    from tiny_models import QUICK, tiny_in_process_opts
 
     from mematte_d2.engine import MattingTrainer, apply_overrides
 

@@ -10,8 +10,7 @@ import time
 import pytest
 import torch
 from detectron2.config import LazyConfig, instantiate
-from engine_tiny import QUICK, REPO, cli_env
-from tiny_models import TINY_TRAIN_OPTS
+from tiny_models import QUICK, REPO, TINY_TRAIN_OPTS, cli_env
 
 from mematte_d2.engine import apply_overrides
 from mematte_d2.utils.distributed import RANK_TIMEOUT_ENV, free_port

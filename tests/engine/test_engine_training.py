@@ -13,13 +13,14 @@ import pytest
 import torch
 from detectron2.config import LazyConfig
 from detectron2.engine import hooks
-from engine_tiny import (
+from tiny_models import (
     QUICK,
     REPO,
+    TINY_TRAIN_OPTS,
     cli_env,
+    register_synthetic_sets,
     tiny_in_process_opts,
 )
-from tiny_models import TINY_TRAIN_OPTS, register_synthetic_sets
 
 from mematte_d2.checkpoint import CheckpointError
 from mematte_d2.cli.train import evaluate

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from engine_tiny import REPO
+from tiny_models import REPO
 
 sys.path.insert(0, str(REPO / "tools"))
 import gpu_check  # noqa: E402

@@ -12,7 +12,7 @@ import pytest
 
 from mematte_d2 import model_zoo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = [
     "AIM-500/mematte_s_topk0.25_eval.py",
     "Composition-1K/mematte_b_topk0.25.py",

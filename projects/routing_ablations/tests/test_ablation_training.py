@@ -4,8 +4,9 @@ import math
 
 import example_router  # noqa: F401  (registers the how-to example, ContrastRouter)
 import pytest
+import routing_ablations  # noqa: F401  (registers the project's components)
 import torch
-from ablation_tiny import DIM, tiny_batch, tiny_encoder, tiny_model
+from tiny_models import DIM, tiny_batch, tiny_encoder, tiny_model
 
 from mematte_d2.modeling import ROUTER_REGISTRY, ROUTING_POLICY_REGISTRY, TOKEN_REFINER_REGISTRY
 
