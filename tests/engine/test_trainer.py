@@ -144,12 +144,12 @@ def _cli_opts(output_dir: Path, max_iter: int) -> list[str]:
 def test_resume_after_sigkill_matches_uninterrupted_run(tiny_datasets_root, tmp_path):
     env = cli_env(tiny_datasets_root)
     straight = tmp_path / "straight"
-    done = _cli(_cli_opts(straight, 200), env)
+    done = _cli(_cli_opts(straight, 100), env)
     assert done.returncode == 0, done.stderr[-3000:]
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, TRAIN_NET, "--config-file", QUICK, *_cli_opts(killed, 200)],
+        [sys.executable, TRAIN_NET, "--config-file", QUICK, *_cli_opts(killed, 100)],
         env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 600
@@ -159,7 +159,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_datasets_root, tmp_
     os.kill(proc.pid, signal.SIGKILL)  # mid-run, maybe mid-write of a later checkpoint
     proc.wait()
     assert not (killed / "model_final.pth").exists(), "the run finished before it was killed"
-    resumed = _cli(["--resume", *_cli_opts(killed, 200)], env)
+    resumed = _cli(["--resume", *_cli_opts(killed, 100)], env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resumed from" in resumed.stderr + resumed.stdout
 
