@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 
@@ -16,6 +17,7 @@ def test_detectron2_pieces_import_without_compiled_ops():
     assert torch.__version__.startswith("2.14.1")
 
 
+@pytest.mark.integration
 def test_import_without_detectron2_says_how_to_install():
     code = textwrap.dedent(
         """
@@ -37,6 +39,7 @@ def test_import_without_detectron2_says_how_to_install():
     assert "DETECTRON2_SOURCE" in out.stdout
 
 
+@pytest.mark.integration
 def test_second_setup_run_installs_nothing():
     """The stamp keyed by the requirement files makes a re-run of the installer a no-op."""
     import os

@@ -10,7 +10,7 @@ Two conversions:
   LayerNorms in the residual bottleneck; the decoder concatenates [detail, upsampled] like
   ViTMatte). Only names differ. Its image processor normalises RGB with mean = std = 0.5, while
   this project (and the official release) uses ImageNet statistics; feed the same 4-channel
-  tensor to both and the alphas agree (tests/inference/test_infer_convert.py).
+  tensor to both and the alphas agree (tests/cli/test_convert_checkpoint.py).
 * `vitmatte_to_mematte`: a ViTMatte checkpoint to a MEMatte initialisation. The student
   (`backbone.*`) is a copy without the global blocks' relative-position tables (MEMatte's global
   blocks have none); `teacher_backbone.*` is a full copy of the ViTMatte encoder; the decoder is

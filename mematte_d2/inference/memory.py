@@ -34,7 +34,7 @@ memory-efficient, CPU and CUDA) never hold the K x K score matrix, so the token 
 peak memory only linearly; `fused_attention=False` adds the 2 x heads x K^2 scores of the
 plain (math) implementation. The factors were checked against the peak resident memory
 (VmHWM) of CPU runs in fresh processes (`python -m mematte_d2.inference.memory_probe`,
-tests/inference/test_infer_memory.py, slow): MEMatte-S at 1024^2 and 2048^2, ViTMatte-S at
+tests/inference/test_memory.py, 2048^2 slow): MEMatte-S at 1024^2 and 2048^2, ViTMatte-S at
 2048^2 and a swapped refiner at 768^2 lie between 1x and 1.4x the measured peak.
 """
 

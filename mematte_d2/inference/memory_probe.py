@@ -46,6 +46,7 @@ def _measure_here(config_file: str, opts: list[str], height: int, width: int,
         "rss_before_call": before,
         "peak_rss": peak_rss_bytes(),
         "estimate": estimate.total,
+        "estimate_fixed": estimate.fixed,
     }
 
 

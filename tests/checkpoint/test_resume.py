@@ -8,11 +8,13 @@ import shutil
 
 import pytest
 import torch
-from ckpt_tiny import ckpt_cfg
 from hostile_weights import flip_tensor_bytes
+from tiny_models import ckpt_cfg
 
 from mematte_d2.checkpoint import CheckpointError, prune_checkpoints
 from mematte_d2.engine import MattingTrainer
+
+pytestmark = pytest.mark.integration
 
 
 def _train(output_dir, *extra, resume=False):

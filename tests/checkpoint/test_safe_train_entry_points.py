@@ -3,10 +3,12 @@
 not run."""
 
 import pytest
-from ckpt_tiny import QUICK, ckpt_opts
 from hostile_weights import code_running_pickle, code_running_torch_file
+from tiny_models import QUICK, ckpt_opts
 
 from mematte_d2.cli.train import cli
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("kind", ["pkl", "pth"])

@@ -55,7 +55,7 @@ def test_fixture_holds_400_release_crops(reference):
     assert all(len(values) == 400 for values in reference.values())
 
 
-@pytest.mark.slow
+@pytest.mark.integration  # 400 runs of the training pipeline
 def test_400_crops_match_the_release_distribution(dicts, reference):
     distances = _distances(_our_statistics(dicts, 400), reference)
     assert max(distances.values()) < 0.15, distances
@@ -65,6 +65,6 @@ def test_40_crops_are_not_far_from_the_release_distribution(dicts, reference):
     """A quick version: two samples of 40 and 400 from one distribution are farther apart
     than 1.95 sqrt((40 + 400) / (40 * 400)) = 0.32 with probability 0.001 (the asymptotic KS
     bound), so this catches a broken step (a crop off the unknown band, a band of the
-    wrong scale), not small shifts; the slow test above does that."""
+    wrong scale), not small shifts; the 400-crop test above does that."""
     distances = _distances(_our_statistics(dicts, 40), reference)
     assert max(distances.values()) < 0.32, distances

@@ -7,7 +7,7 @@ import pytest
 from detectron2.config import LazyConfig
 from detectron2.engine import DefaultTrainer, hooks
 from detectron2.utils.events import EventStorage, JSONWriter
-from engine_tiny import QUICK, tiny_in_process_opts
+from tiny_models import QUICK, tiny_in_process_opts
 
 from mematte_d2.config import apply_overrides
 from mematte_d2.engine import MattingTrainer
@@ -36,6 +36,7 @@ def test_every_public_method_reading_the_yacs_config_is_overridden():
     assert not not_overridden
 
 
+@pytest.mark.integration
 def test_each_public_method_runs_on_a_lazyconfig(tiny_datasets_root, tmp_path):
     cfg = _cfg(tmp_path, "train.max_iter=2", "train.eval_period=0",
                "train.checkpointer.period=1000")

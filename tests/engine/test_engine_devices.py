@@ -33,6 +33,7 @@ def test_backend_follows_the_training_device():
     assert backend_for("cuda") == "nccl"
 
 
+@pytest.mark.integration
 def test_cpu_run_on_a_cuda_machine_starts_a_gloo_group(tmp_path):
     seen = {}
 

@@ -6,9 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-from engine_tiny import REPO, cli_env
+from tiny_models import REPO, cli_env
 
 from mematte_d2.utils.distributed import free_port
+
+pytestmark = pytest.mark.integration
 
 JOBS = str(Path(__file__).with_name("dist_jobs.py"))
 

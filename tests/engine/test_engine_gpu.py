@@ -18,28 +18,47 @@ pytestmark = [
 
 
 class _ConvNet(torch.nn.Module):
+    """Loss = mean square of a conv + BN output on a fixed input; records the output's dtype
+    and the gradient that reaches it."""
+
     def __init__(self):
         super().__init__()
         self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8))
+        self.input = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+        self.seen = {}
 
     def forward(self, batch):
-        x = torch.randn(2, 3, 16, 16, device="cuda")
-        return {"loss": self.net(x).square().mean()}
+        out = self.net(self.input.to(self.net[0].weight.device))
+        self.seen["dtype"], self.seen["out"] = out.dtype, out.detach().float()
+        if out.requires_grad:
+            out.register_hook(lambda g: self.seen.__setitem__("grad", g.detach().float()))
+        return {"loss": out.float().square().mean()}
 
 
 def test_fp16_amp_steps_scale_gradients():
     model = _ConvNet().cuda()
-    before = [p.detach().clone() for p in model.parameters()]
+    lr = 0.1
     runner = MattingStepRunner(model, itertools.repeat([{}]),
-                               torch.optim.SGD(model.parameters(), lr=0.1), seed=0,
+                               torch.optim.SGD(model.parameters(), lr=lr), seed=0,
                                device=torch.device("cuda"), amp_dtype=torch.float16)
     assert runner.grad_scaler is not None
+    scale = runner.grad_scaler.get_scale()
+    # the unscaled gradient of the same fp16 forward, for the step SGD must take
+    with torch.autocast("cuda", dtype=torch.float16):
+        loss = model({})["loss"]
+    true_grads = torch.autograd.grad(loss, list(model.parameters()))
+    before = [p.detach().clone() for p in model.parameters()]
     with EventStorage(0) as storage:
-        for it in range(3):
-            runner.iter = storage.iter = it
-            runner.run_step()
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
-    assert runner.state_dict()["grad_scaler"]["scale"] > 0
+        runner.iter = storage.iter = 0
+        runner.run_step()
+    assert model.seen["dtype"] == torch.float16  # the forward ran under fp16 autocast
+    # the backward carried the loss scaled by the GradScaler's factor (2**16 to start)
+    out = model.seen["out"]
+    torch.testing.assert_close(model.seen["grad"], scale * 2 * out / out.numel(),
+                               rtol=1e-2, atol=1e-2)
+    # ... and the optimizer stepped on the unscaled gradient
+    for p, b, g in zip(model.parameters(), before, true_grads, strict=True):
+        torch.testing.assert_close(p.detach() - b, -lr * g, rtol=2e-2, atol=1e-5)
 
 
 def _nccl_worker() -> None:
@@ -52,14 +71,16 @@ def _nccl_worker() -> None:
     assert net.net[1].running_mean.abs().sum().item() == 0
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
 def test_two_gpu_collectives_of_the_engine():
     launch(_nccl_worker, 2, device_type="cuda")
 
 
+@pytest.mark.integration
 def test_cuda_training_pins_batches_and_trains_in_fp16(tiny_datasets_root, tmp_path):
     from detectron2.config import LazyConfig
-    from engine_tiny import QUICK, tiny_in_process_opts
+    from tiny_models import QUICK, tiny_in_process_opts
 
     from mematte_d2.config import apply_overrides
     from mematte_d2.engine import MattingTrainer
@@ -67,8 +88,23 @@ def test_cuda_training_pins_batches_and_trains_in_fp16(tiny_datasets_root, tmp_p
     cfg = apply_overrides(LazyConfig.load(QUICK), tiny_in_process_opts(tmp_path) + [
         "train.device=cuda", "train.max_iter=3", "train.eval_period=0"])
     trainer = MattingTrainer(cfg)
-    assert trainer._trainer.amp_dtype == torch.float16 and trainer._trainer.grad_scaler
     batch = next(iter(trainer.data_loader))
     assert all(item["image"].is_pinned() and item["alpha"].is_pinned() for item in batch)
+    # the dtypes of the convolutions' outputs within the training steps (not in evaluation)
+    runner, dtypes, stepping = trainer._trainer, set(), []
+
+    def record(module, inputs, output) -> None:
+        if stepping:
+            dtypes.add(output.dtype)
+
+    for conv in (m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d)):
+        conv.register_forward_hook(record)
+    run_step = runner.run_step
+    runner.run_step = lambda: (stepping.append(1), run_step(), stepping.clear())
+    scales = []
+    update = runner.grad_scaler.update
+    runner.grad_scaler.update = lambda: (scales.append(runner.grad_scaler.get_scale()), update())
     trainer.train()
+    assert dtypes == {torch.float16}  # every conv of the training steps ran in fp16
+    assert len(scales) == 3 and all(s >= 2.0**10 for s in scales)  # each step was scaled
     assert (tmp_path / "model_final.pth").is_file()

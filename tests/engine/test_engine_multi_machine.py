@@ -10,14 +10,13 @@ import time
 import pytest
 import torch
 from detectron2.config import LazyConfig, instantiate
-from engine_tiny import QUICK, REPO, cli_env
-from tiny_models import TINY_TRAIN_OPTS
+from tiny_models import QUICK, REPO, TINY_TRAIN_OPTS, cli_env
 
 from mematte_d2.config import apply_overrides
 from mematte_d2.utils.distributed import RANK_TIMEOUT_ENV, free_port
 
 TRAIN_NET = str(REPO / "tools/lazyconfig_train_net.py")
-pytestmark = pytest.mark.slow  # three or four training commands of a few seconds each
+pytestmark = pytest.mark.integration  # training commands of a few seconds each
 
 
 def _command(output_dir, max_iter: int, *launch: str) -> list[str]:
@@ -55,6 +54,7 @@ def test_two_machine_commands_make_one_job(tiny_datasets_root, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_killed_machine_stops_the_other_naming_the_lost_rank(tiny_datasets_root, tmp_path):
     env = dict(cli_env(tiny_datasets_root), **{RANK_TIMEOUT_ENV: "5"})
     url = f"tcp://127.0.0.1:{free_port()}"

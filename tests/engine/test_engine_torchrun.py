@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_tiny import QUICK, REPO, cli_env
-from tiny_models import TINY_TRAIN_OPTS
+from tiny_models import QUICK, REPO, TINY_TRAIN_OPTS, cli_env
 
 TRAIN_NET = str(REPO / "tools/lazyconfig_train_net.py")
 JOB = str(Path(__file__).with_name("torchrun_job.py"))

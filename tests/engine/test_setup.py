@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from detectron2.config import LazyConfig
-from engine_tiny import QUICK, tiny_in_process_opts
+from tiny_models import QUICK, tiny_in_process_opts
 
 from mematte_d2.config import apply_overrides
 from mematte_d2.engine import MattingTrainer

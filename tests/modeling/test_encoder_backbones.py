@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from released_layout import released_shapes
+from tiny_models import tiny_student, tiny_teacher
 
 from mematte_d2.modeling import (
     BATR,
@@ -20,23 +21,6 @@ from mematte_d2.modeling import (
 )
 from mematte_d2.modeling.routing import RoutingBudget
 from mematte_d2.modeling.vit import Block
-
-TINY = dict(
-    embed_dim=64,
-    num_heads=4,
-    depth=4,
-    window_size=4,
-    window_block_indexes=(0, 2),
-    residual_block_indexes=(1, 3),
-)
-
-
-def tiny_student(**overrides):
-    return RoutedViT(**{**TINY, **overrides})
-
-
-def tiny_teacher(**overrides):
-    return ViTMatteEncoder(**{**TINY, "img_size": 128, **overrides})
 
 
 @pytest.mark.parametrize("variant,dim,heads", [("s", 384, 6), ("b", 768, 12)])
@@ -309,5 +293,5 @@ def test_forward_hooks_see_every_block_and_router(training):
         if name.startswith(("blocks.", "routers.")) and name.count(".") == 1:
             module.register_forward_hook(lambda m, args, out, name=name: seen.append(name))
     encoder(torch.randn(1, 4, 64, 64))
-    # Blocks 1 and 3 are routed (TINY's window blocks are 0 and 2): each follows its router.
+    # Blocks 1 and 3 are routed (TINY_ENCODER's window blocks are 0 and 2): each follows its router.
     assert seen == ["blocks.0", "routers.0", "blocks.1", "blocks.2", "routers.1", "blocks.3"]

@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from ablation_tiny import tiny_encoder
 from routing_ablations import (
     DynamicViTRouter,
     GlobalRouter,
@@ -14,6 +13,7 @@ from routing_ablations import (
     PerBlockRatio,
     RandomRouting,
 )
+from tiny_models import tiny_encoder
 
 from mematte_d2.modeling import (
     LTRM,

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from ablation_tiny import tiny_batch
 from detectron2.config import LazyConfig, instantiate
+from tiny_models import tiny_batch
 
 from mematte_d2.modeling import ROUTER_REGISTRY, ROUTING_POLICY_REGISTRY, TOKEN_REFINER_REGISTRY
 

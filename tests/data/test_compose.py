@@ -110,6 +110,7 @@ def adobe(tmp_path):
     return src
 
 
+@pytest.mark.integration
 def test_comp1k_recipe_with_unreadable_files(adobe, tmp_path, capsys):
     out = tmp_path / "out"
     status = _script("compose_comp1k_test").main([
@@ -137,6 +138,7 @@ def test_comp1k_recipe_with_unreadable_files(adobe, tmp_path, capsys):
     assert np.array_equal(_read(out / "bg" / "a_1.png"), _read(adobe["bg"] / "bg1.png")[:40, :50])
 
 
+@pytest.mark.integration
 def test_comp1k_without_trimaps_makes_them_and_checks_background_count(adobe, tmp_path, capsys):
     script = _script("compose_comp1k_test")
     (adobe["fg"] / "c.png").unlink()
@@ -151,6 +153,7 @@ def test_comp1k_without_trimaps_makes_them_and_checks_background_count(adobe, tm
     assert np.all(trimap[(alpha > 0) & (alpha < 255)] == 128)
 
 
+@pytest.mark.integration
 def test_uhr_composes_at_the_target_size(tmp_path, capsys):
     rng = np.random.default_rng(1)
     src = {k: tmp_path / k for k in ("fg", "alpha", "bg")}

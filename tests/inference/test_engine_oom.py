@@ -73,6 +73,7 @@ def test_free_cached_memory_empties_the_cuda_cache_only(monkeypatch):
     assert emptied == [True]
 
 
+@pytest.mark.integration
 def test_predict_cli_reports_the_image_that_ran_out_of_memory_and_goes_on(
     tmp_path, monkeypatch, capsys
 ):

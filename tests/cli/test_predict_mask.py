@@ -9,6 +9,8 @@ from mematte_d2.cli.predict import main
 from mematte_d2.inference import MattingPredictor
 from mematte_d2.utils.trimap_from_mask import trimap_from_mask
 
+pytestmark = pytest.mark.integration
+
 
 def _disc_mask(h: int, w: int) -> np.ndarray:
     yy, xx = np.mgrid[:h, :w]

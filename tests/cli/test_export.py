@@ -10,6 +10,8 @@ from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS
 import mematte_d2.inference
 from mematte_d2.cli.export import main
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 
 

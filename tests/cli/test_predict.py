@@ -26,6 +26,8 @@ from mematte_d2.cli.predict import main
 from mematte_d2.inference import MattingPredictor
 from mematte_d2.utils.image_io import read_image, to_uint8
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -151,8 +153,11 @@ def _write_exif_jpeg(path, stored_rgb, orientation):
     Image.fromarray(stored_rgb).save(path, quality=100, exif=exif)
 
 
-def test_mixed_batch_processes_every_good_file_and_names_each_bad_one(tmp_path, weights, capsys):
+def test_mixed_batch_processes_every_good_file_and_names_each_bad_one(
+    tmp_path, image_sensitive_weights, capsys
+):
     """Hostile inputs of every kind in one folder: the good files all get their outputs."""
+    weights = image_sensitive_weights
     rng = np.random.default_rng(1)
     src, tri, out = tmp_path / "in", tmp_path / "tri", tmp_path / "out"
     for d in (src, tri, out):
@@ -225,10 +230,14 @@ def test_mixed_batch_processes_every_good_file_and_names_each_bad_one(tmp_path, 
             assert written.shape[:2] == shape, (stem, kind)
     assert victim.read_text() == "keep me" and not (out / "good_alpha.png").is_symlink()
     assert leftovers(out) == []
-    # the turned JPEG is matted as displayed: the predictor's alpha on the turned picture
+    # the turned JPEG is matted as displayed: the predictor's alpha on the turned picture, not
+    # on the picture turned the other way (the weights make alphas follow the picture)
     with Image.open(src / "turned.jpg") as im:
         shown = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    expected = MattingPredictor(tiny_cfg(), weights, device="cpu")(shown, _trimap(56, 40))
+    predictor = MattingPredictor(tiny_cfg(), weights, device="cpu")
+    expected = predictor(shown, _trimap(56, 40))
+    wrong_way = predictor(np.ascontiguousarray(shown[::-1, ::-1]), _trimap(56, 40))
+    assert np.abs(wrong_way - expected).mean() > 0.1
     alpha = cv2.imread(str(out / "turned_alpha.png"), cv2.IMREAD_UNCHANGED) / 255.0
     assert np.abs(alpha - expected).mean() < 0.02
 

@@ -19,6 +19,8 @@ from PIL import Image
 from mematte_d2.cli.evaluate_folder import main
 from mematte_d2.evaluation import compute_matting_metrics
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 SHAPE = (14, 17)
 

@@ -80,6 +80,7 @@ def release_eval_run(tmp_path_factory):
     return out / "inference" / DATASET, results[DATASET]
 
 
+@pytest.mark.integration
 def test_eval_only_writes_the_release_pngs(release_eval_run):
     out, _ = release_eval_run
     differing, total, largest = _compare_with_release(out / "predictions")
@@ -88,6 +89,7 @@ def test_eval_only_writes_the_release_pngs(release_eval_run):
     assert largest <= 1
 
 
+@pytest.mark.integration
 def test_eval_only_metrics_are_those_of_the_saved_pngs(release_eval_run):
     out, results = release_eval_run
     with open(out / "matting_per_image.csv") as f:
@@ -106,6 +108,7 @@ def test_eval_only_metrics_are_those_of_the_saved_pngs(release_eval_run):
     assert results["matting"]["SAD"] == pytest.approx(np.mean(sads), rel=1e-6)
 
 
+@pytest.mark.integration
 def test_skipped_tiles_keep_the_release_pngs(tmp_path):
     """64-pixel decoder tiles: 10 of the fixture's 36 tiles hold only codes 0 / 255 and are not
     decoded; the saved PNGs are those of decoding every tile. (At the recipe's 512-pixel tiles

@@ -114,6 +114,7 @@ def test_vitmatte_to_mematte_loads_strict():
     mematte.load_state_dict(hf_state, strict=True)
 
 
+@pytest.mark.integration
 def test_convert_and_check_command_line(tmp_path, capsys):
     torch.manual_seed(0)
     torch.save({"model": instantiate(tiny_cfg("vitmatte").model).state_dict()},

@@ -1,8 +1,11 @@
 """Fresh-process peak memory: positive, growing with resolution; time-outs are reported."""
 
+import pytest
 from tiny_models import FAST_VITMATTE_OPTS
 
 from mematte_d2.benchmark import InferenceCase, run_case
+
+pytestmark = pytest.mark.integration
 
 
 def _case(size: int) -> InferenceCase:

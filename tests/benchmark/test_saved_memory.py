@@ -1,5 +1,6 @@
 """SavedTensorMeter: activation bytes kept for backward inside chosen groups of modules."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -52,12 +53,12 @@ def test_a_forward_that_raises_leaves_no_hook_behind():
 
     failing = Failing()
     meter = SavedTensorMeter({"f": [failing]})
-    try:
-        with meter:
-            failing(torch.randn(2))
-    except RuntimeError:
-        pass
-    # No pack hook is left active: what is saved afterwards is not counted, and backward works.
+    with pytest.raises(RuntimeError, match="boom"), meter:
+        failing(torch.randn(2))
+    assert not failing._forward_pre_hooks and not failing._forward_hooks
+    # No pack hook is left active (autograd's stack of saved-tensor hooks is empty again): what
+    # is saved afterwards is not counted, and backward works.
+    assert torch._C._autograd._top_saved_tensors_default_hooks(False) is None
     x = torch.randn(3, requires_grad=True)
     (x * x).sum().backward()
     assert meter.bytes["f"] == 0

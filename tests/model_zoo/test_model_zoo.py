@@ -12,7 +12,7 @@ import pytest
 
 from mematte_d2 import model_zoo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = [
     "AIM-500/mematte_s_topk0.25_eval.py",
     "Composition-1K/mematte_b_topk0.25.py",
@@ -79,6 +79,7 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
+@pytest.mark.integration
 def test_wheel_carries_the_configs_and_finds_them_when_installed(tmp_path):
     wheel = _build_wheel(tmp_path)
     shipped = {

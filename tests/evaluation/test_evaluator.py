@@ -241,6 +241,7 @@ def _run_sharded(output_dir: str, result_file: str | None) -> dict:
     return result
 
 
+@pytest.mark.integration
 def test_two_process_evaluation_matches_single_process(tmp_path):
     from mematte_d2.utils.distributed import launch
 

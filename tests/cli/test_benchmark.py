@@ -5,6 +5,7 @@ import math
 
 import matplotlib.image
 import numpy as np
+import pytest
 from tiny_models import FAST_MEMATTE_OPTS, FAST_VITMATTE_OPTS
 
 from mematte_d2.benchmark.cases import disc_trimap, outline_trimap
@@ -12,6 +13,8 @@ from mematte_d2.benchmark.report import INFERENCE_COLUMNS
 from mematte_d2.cli.benchmark import build_parser, main, parse_args
 from mematte_d2.modeling.decode_cover import plan_cover
 from mematte_d2.modeling.tiling import tile_windows
+
+pytestmark = pytest.mark.integration
 
 SIZE = 64
 # Every case on the CPU in fp32, so that a CUDA machine (whose default is CUDA with fp32, fp16
