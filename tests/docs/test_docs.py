@@ -97,6 +97,10 @@ def _program(words: list[str]):
         if words[1] == "-m":
             return "module", words[2], words[3:]
         return "script", words[1], words[2:]
+    if head == "torchrun":  # torchrun's own options, then the script and its arguments
+        script = next((i for i, w in enumerate(words) if w.endswith(".py")), None)
+        if script is not None:
+            return "script", words[script], words[script + 1:]
     if head in _console_scripts():
         return "console", _console_scripts()[head], words[1:]
     return "unknown", head, words[1:]
@@ -157,6 +161,8 @@ def _parse(kind: str, target: str, args: list[str], monkeypatch) -> _Parsed:
     except _Parsed as parsed:
         return parsed
     except SystemExit as e:
+        if e.code == 0 and {"-h", "--help"} & set(args):
+            return _Parsed(argparse.Namespace(), [])  # the help itself was asked for
         pytest.fail(f"the arguments do not parse (exit code {e.code})")
     pytest.fail("the program returned without parsing its arguments")
 
