@@ -29,7 +29,8 @@ ZERO_FLOP_OPS = (
     "aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::rsub", "aten::mul",
     "aten::mul_", "aten::div", "aten::div_", "aten::neg", "aten::lt", "aten::gelu",
     "aten::sigmoid", "aten::rsqrt", "aten::mean", "aten::log_softmax", "aten::softmax",
-    "aten::clamp", "aten::clamp_", "aten::where", "aten::masked_fill", "aten::upsample_bicubic2d",
+    "aten::clamp", "aten::clamp_", "aten::where", "aten::masked_fill", "aten::masked_fill_",
+    "aten::upsample_bicubic2d",
     "aten::upsample_linear1d",
 )
 
