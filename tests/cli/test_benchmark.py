@@ -171,6 +171,6 @@ def test_cuda_benchmark_parent_never_starts_cuda(tmp_path):
                               {"status": "error: mocked"}):
         assert main(["--models", "mematte_s", "--sizes", str(SIZE), "--device", "cuda",
                      "--dtypes", "fp16", "--max-memory", "auto", "--no-flops",
-                     "--output", str(tmp_path), "--opts", *FAST_MEMATTE_OPTS]) == 0
+                     "--output", str(tmp_path), *FAST_MEMATTE_OPTS]) == 0
     assert [(c.device, c.max_memory, c.max_memory_bytes) for c in cases] == [
         ("cuda", "auto", None)]
