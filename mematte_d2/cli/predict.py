@@ -39,7 +39,7 @@ from tqdm import tqdm
 from mematte_d2.checkpoint import CheckpointError
 from mematte_d2.cli.common import OneLineErrorParser, checked, tolerant_output
 from mematte_d2.inference.batch import gather_reports, run_shard, shard, summarize
-from mematte_d2.inference.inputs import Job, list_images, pair_with_trimaps
+from mematte_d2.inference.file_pairs import Job, list_images, pair_with_trimaps
 from mematte_d2.inference.memory import (
     AUTO_BUDGET_FRACTION,
     MemoryBudgetError,

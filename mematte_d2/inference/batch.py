@@ -17,7 +17,7 @@ from detectron2.utils import comm
 from tqdm import tqdm
 
 from mematte_d2.cli.common import describe_error
-from mematte_d2.inference.inputs import Job
+from mematte_d2.inference.file_pairs import Job
 
 __all__ = ["ShardReport", "gather_reports", "run_shard", "shard", "summarize"]
 

@@ -16,7 +16,7 @@ from tiny_models import MEMATTE_CONFIG, MEMATTE_OPTS
 from mematte_d2.cli.predict import _lost_rank, build_parser
 from mematte_d2.cli.predict import main as predict_main
 from mematte_d2.inference.batch import ShardReport, run_shard, shard, summarize
-from mematte_d2.inference.inputs import Job
+from mematte_d2.inference.file_pairs import Job
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mematte_d2.inference.inputs import list_images, pair_with_trimaps
+from mematte_d2.inference.file_pairs import list_images, pair_with_trimaps
 
 
 def _touch(*paths: Path) -> None:
