@@ -22,8 +22,11 @@ argument, so two threads may call one engine with different budgets.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -55,9 +58,13 @@ __all__ = [
 
 # Retries of a call that ran out of memory, each with half the token cap and decoder tile.
 OOM_RETRIES = 3
-# ``progress(done, total, stage)``: stage "encoder" (0 of 1, then 1 of 1), then "decoder" once
-# per decoded window.
+# ``progress(done, total, stage)``: stage "encoder" (0 of N, then after each of its N blocks),
+# then "decoder" once per decoded window.
 Progress = Callable[[int, int, str], None]
+# The progress callback of the call running in this thread (a context variable: concurrent calls
+# in other threads have their own), read by the hooks on the encoder's blocks.
+_CALL_PROGRESS: ContextVar[Progress | None] = ContextVar("mematte_call_progress", default=None)
+_HOOKED_BLOCKS: weakref.WeakSet = weakref.WeakSet()
 # Allocation failures that CUDA libraries report as RuntimeError, not torch.OutOfMemoryError.
 _OOM_MESSAGES = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED",
                  "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE")
@@ -113,6 +120,23 @@ def _on_device(batched_inputs: list[dict], device: torch.device) -> list[dict]:
             for item in batched_inputs]
 
 
+def _report_block(done: int, total: int, module, args, output) -> None:
+    report = _CALL_PROGRESS.get()
+    if report is not None:
+        report(done, total, "encoder")
+
+
+def _hook_encoder_blocks(backbone: nn.Module) -> int:
+    """Report every encoder block of an engine call to its progress callback; the hooks are
+    added once per block and do nothing outside such a call. Returns the number of blocks."""
+    blocks = list(getattr(backbone, "blocks", ()))
+    for i, block in enumerate(blocks):
+        if block not in _HOOKED_BLOCKS:
+            block.register_forward_hook(partial(_report_block, i + 1, len(blocks)))
+            _HOOKED_BLOCKS.add(block)
+    return len(blocks)
+
+
 @dataclass(frozen=True)
 class _CallSettings:
     budget: RoutingBudget
@@ -158,6 +182,7 @@ class MattingInference(nn.Module):
         setter = getattr(model.backbone, "set_chunked_inference", None)
         if setter is not None:
             setter(chunked_inference)
+        self._encoder_blocks = _hook_encoder_blocks(model.backbone)
 
     @property
     def device(self) -> torch.device:
@@ -264,13 +289,15 @@ class MattingInference(nn.Module):
             batched_inputs = _on_device(batched_inputs, model.device)
         inputs: MattingInputs = model.model_inputs(batched_inputs)
         if progress is not None:
-            progress(0, 1, "encoder")
-        if getattr(model.backbone, "reads_input_in_windows", False):
-            encoded = model.backbone(inputs, settings.budget)
-        else:
-            encoded = model.backbone(inputs.dense(), settings.budget)
-        if progress is not None:
-            progress(1, 1, "encoder")
+            progress(0, max(1, self._encoder_blocks), "encoder")
+        token = _CALL_PROGRESS.set(progress)
+        try:
+            if getattr(model.backbone, "reads_input_in_windows", False):
+                encoded = model.backbone(inputs, settings.budget)
+            else:
+                encoded = model.backbone(inputs.dense(), settings.budget)
+        finally:
+            _CALL_PROGRESS.reset(token)
         features = encoded["features"]
         needed = fill = None
         if self.skip_known_tiles:

@@ -200,7 +200,7 @@ class MattingPredictor:
         """Like __call__, returning MattingResult(s) with the routing maps as well.
 
         ``max_memory`` replaces the predictor's memory budget for this call; ``progress(done,
-        total, stage)`` is called as the encoder and each decoder window finish."""
+        total, stage)`` is called as each encoder block and each decoder window finishes."""
         call = dict(budget=RoutingBudget(max_tokens, keep_ratio),
                     tile_size=check_tile_size(tile_size),
                     max_memory=None if max_memory is None else parse_memory_size(max_memory),

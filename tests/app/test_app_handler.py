@@ -186,8 +186,9 @@ def test_progress_follows_the_encoder_and_every_decoder_window(app, predictor):
     seen = []
     app.predict(predictor, np.zeros((32, 32, 3), np.uint8), _trimap(32, 32), {"keep_ratio": 0.5},
                 lambda done, total, stage: seen.append((done, total, stage)))
-    assert seen[:2] == [(0, 1, "encoder"), (1, 1, "encoder")]
-    assert seen[2:] and all(stage == "decoder" for _, _, stage in seen[2:])
+    blocks = len(predictor.model.backbone.blocks)
+    assert seen[: blocks + 1] == [(i, blocks, "encoder") for i in range(blocks + 1)]
+    assert seen[blocks + 1:] and all(stage == "decoder" for _, _, stage in seen[blocks + 1:])
     assert seen[-1][0] == seen[-1][1]  # the last window
 
 
@@ -209,7 +210,8 @@ def test_stop_ends_the_run_at_the_next_progress_step(app, predictor, photo_file,
 
     monkeypatch.setattr(app, "predict", stop_during_predict)
     out = _run(app, photo, trimap_path=str(trimap_path))
-    assert steps == [(0, 1, "encoder")] and len(out) == RUN_OUTPUTS  # stopped at the first step
+    assert steps == [(0, len(predictor.model.backbone.blocks), "encoder")]  # the first step
+    assert len(out) == RUN_OUTPUTS
     assert not list((tmp_path / "work").rglob("*.png"))
 
 

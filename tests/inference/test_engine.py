@@ -54,6 +54,26 @@ def test_the_budget_is_an_argument_and_the_model_is_not_changed(model):
     assert after == before
 
 
+def test_progress_callbacks_of_concurrent_calls_stay_with_their_call(model):
+    engine = MattingInference(model, tile_size=0)
+    start, seen = threading.Barrier(2), {"a": [], "b": []}
+
+    def worker(name: str) -> None:
+        start.wait()
+        for _ in range(3):
+            engine([_item()], progress=lambda *step: seen[name].append(step))
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in seen]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    one_call = [(i, 6, "encoder") for i in range(7)] + [(1, 1, "decoder")]
+    assert seen["a"] == seen["b"] == one_call * 3
+    with torch.no_grad():
+        model([_item()])  # outside an engine call the block hooks report nothing
+
+
 def test_two_threads_with_different_budgets_each_get_their_own_result():
     torch.manual_seed(0)
     predictor = MattingPredictor(tiny_cfg(), device="cpu", max_memory=None)
@@ -83,14 +103,13 @@ def test_two_threads_with_different_budgets_each_get_their_own_result():
     assert wrong == []
 
 
-def test_progress_reports_the_encoder_then_every_decoder_window(model):
+def test_progress_reports_every_encoder_block_then_every_decoder_window(model):
     engine = MattingInference(model, tile_size=64, skip_known_tiles=False)
     calls = []
     engine([_item(130, 150)], progress=lambda done, total, stage: calls.append((stage, done,
                                                                                  total)))
-    assert calls[:2] == [("encoder", 0, 1), ("encoder", 1, 1)]
-    decoder = calls[2:]
-    assert decoder == [("decoder", i, 9) for i in range(1, 10)]  # 3 x 3 tiles of 64 px
+    assert calls[:7] == [("encoder", i, 6) for i in range(7)]  # before and after its 6 blocks
+    assert calls[7:] == [("decoder", i, 9) for i in range(1, 10)]  # 3 x 3 tiles of 64 px
 
 
 def test_out_of_memory_from_cuda_libraries_is_retried_smaller(model, monkeypatch):
