@@ -35,7 +35,8 @@ peak memory only linearly; `fused_attention=False` adds the 2 x heads x K^2 scor
 plain (math) implementation. The factors were checked against the peak resident memory
 (VmHWM) of CPU runs in fresh processes (`python -m mematte_d2.inference.memory_probe`,
 tests/inference/test_memory.py, 2048^2 slow): MEMatte-S at 1024^2 and 2048^2, ViTMatte-S at
-2048^2 and a swapped refiner at 768^2 lie between 1x and 1.4x the measured peak.
+2048^2 and a swapped refiner at 768^2 lie between 1x and 1.4x the measured peak (ViTMatte-S at
+2048^2: 1.45x).
 """
 
 import math

