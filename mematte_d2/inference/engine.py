@@ -33,7 +33,7 @@ from torch import nn
 
 from mematte_d2.modeling.model_inputs import MattingInputs
 from mematte_d2.modeling.routing.policies import RoutingBudget
-from mematte_d2.modeling.tiling import tiled_decode
+from mematte_d2.modeling.tiling import check_tiling, tiled_decode
 
 from .memory import (
     MemoryBudget,
@@ -86,14 +86,6 @@ def free_cached_memory(device: torch.device) -> None:
     """Return the blocks PyTorch's CUDA cache holds but does not use to the device."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def _tile(value) -> int:
-    """A decoder tile setting: an int >= 0 (``tiled_decode`` checks it against the stride and
-    context; user options have the narrower range of ``options.check_tile_size``)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"tile_size must be an int >= 0 (0 = whole image), got {value!r}")
-    return value
 
 
 def upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -173,8 +165,8 @@ class MattingInference(nn.Module):
     ):
         super().__init__()
         self.model = model
-        self.tile_size = _tile(model.tile_size if tile_size is None else tile_size)
         self.tile_context = int(model.tile_context)
+        self.tile_size = self._checked_tile(model.tile_size if tile_size is None else tile_size)
         self.skip_known_tiles = bool(
             model.skip_known_tiles if skip_known_tiles is None else skip_known_tiles
         )
@@ -187,6 +179,13 @@ class MattingInference(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.model.device
+
+    def _checked_tile(self, tile_size: int) -> int:
+        """``tile_size``, checked against the decoder's stride and the tile context before any
+        work (``tiled_decode`` would only find a bad one after the encoder ran)."""
+        if tile_size:
+            check_tiling(tile_size, self.tile_context, self.model.decoder.stride)
+        return tile_size
 
     # ------------------------------------------------------------------ budgets
     def token_cap(
@@ -243,7 +242,7 @@ class MattingInference(nn.Module):
             raise TypeError("MattingInference expects a non-empty list of dicts")
         self.model.check_inputs(batched_inputs, training=False)
         budget = budget or RoutingBudget()
-        tile = self.tile_size if tile_size is None else _tile(tile_size)
+        tile = self.tile_size if tile_size is None else self._checked_tile(tile_size)
         has_memory_budget = max_memory is not None or self.max_memory is not None
         if has_memory_budget and budget.max_tokens is None and budget.keep_ratio is None:
             if len(batched_inputs) != 1:
@@ -251,11 +250,10 @@ class MattingInference(nn.Module):
             height, width = batched_inputs[0]["image"].shape[-2:]
             cap = self.token_cap(int(height), int(width), tile, max_memory)
             budget = RoutingBudget(max_tokens=cap)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, item in enumerate(batched_inputs):
-            groups.setdefault(self.model.padded_size(item), []).append(i)
+        if self.device.type == "cuda":  # once per call, not per out-of-memory retry
+            batched_inputs = _on_device(batched_inputs, self.device)
         results: list[dict] = [{} for _ in batched_inputs]
-        for indices in groups.values():
+        for indices in self.model.same_size_groups(batched_inputs):
             group = [batched_inputs[i] for i in indices]
             outputs = self._with_oom_retries(group, _CallSettings(budget, tile), progress)
             for i, result in zip(indices, outputs):
@@ -285,8 +283,6 @@ class MattingInference(nn.Module):
 
     def _run(self, batched_inputs: list[dict], settings: _CallSettings, progress) -> list[dict]:
         model = self.model
-        if model.device.type == "cuda":
-            batched_inputs = _on_device(batched_inputs, model.device)
         inputs: MattingInputs = model.model_inputs(batched_inputs)
         if progress is not None:
             progress(0, max(1, self._encoder_blocks), "encoder")

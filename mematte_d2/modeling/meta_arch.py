@@ -193,6 +193,14 @@ class MEMatte(nn.Module):
         d = self.size_divisibility
         return -(-height // d) * d, -(-width // d) * d
 
+    def same_size_groups(self, batched_inputs: list[dict]) -> list[list[int]]:
+        """Indices of the items that share a padded size, group by group: inference batches
+        an image only with others of its padded size, so its result never depends on them."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, item in enumerate(batched_inputs):
+            groups.setdefault(self.padded_size(item), []).append(i)
+        return list(groups.values())
+
     def model_inputs(self, batched_inputs: list[dict]) -> MattingInputs:
         """The normalised 4-channel input of a batch, zero-padded to a common multiple of
         ``size_divisibility``, as a region source (``MattingInputs``) that builds any window of
@@ -220,11 +228,8 @@ class MEMatte(nn.Module):
         self.check_inputs(batched_inputs, self.training)
         if self.training:
             return self._forward_train(batched_inputs)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, item in enumerate(batched_inputs):
-            groups.setdefault(self.padded_size(item), []).append(i)
         results: list[dict] = [{} for _ in batched_inputs]
-        for indices in groups.values():
+        for indices in self.same_size_groups(batched_inputs):
             group = [batched_inputs[i] for i in indices]
             inputs, _ = self.preprocess(group)
             encoded = self.backbone(inputs, budget)

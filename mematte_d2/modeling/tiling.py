@@ -17,7 +17,13 @@ import torch
 from .decode_cover import DecodeWindow, plan_cover
 from .regions import RegionSource, crop_region
 
-__all__ = ["largest_window_side", "tile_windows", "tiled_decode", "window_size_keeps_values"]
+__all__ = [
+    "check_tiling",
+    "largest_window_side",
+    "tile_windows",
+    "tiled_decode",
+    "window_size_keeps_values",
+]
 
 Decoder = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Map = torch.Tensor | RegionSource
@@ -60,7 +66,9 @@ def window_size_keeps_values(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
-def _check_tiling(tile_size: int, context: int, stride: int) -> None:
+def check_tiling(tile_size: int, context: int, stride: int) -> None:
+    """Raise a ValueError unless ``tile_size`` > 0 is a multiple of ``stride`` and ``context``
+    a multiple of it in [0, tile_size] (tile size 0, the whole image, needs no check)."""
     if tile_size <= 0 or tile_size % stride:
         raise ValueError(f"tile_size must be a positive multiple of {stride}, got {tile_size}")
     if context < 0 or context % stride or context > tile_size:
@@ -169,7 +177,7 @@ def tiled_decode(
         if progress is not None:
             progress(1, 1)
         return out
-    _check_tiling(tile_size, context, stride)
+    check_tiling(tile_size, context, stride)
     radius = getattr(decoder, "receptive_radius", None)
     margin = context if radius is not None and radius <= context else None
     extent = (_padded_extent(height, -(-height // tile_size), tile_size, margin),

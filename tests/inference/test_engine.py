@@ -191,3 +191,12 @@ def test_upload_to_cuda_is_pinned_and_equal():
     moved = upload(hwc.permute(2, 0, 1), torch.device("cuda"))
     torch.cuda.synchronize()
     assert moved.is_cuda and torch.equal(moved.cpu(), hwc.permute(2, 0, 1))
+
+
+def test_a_bad_decoder_tile_is_refused_before_the_encoder_runs(model, monkeypatch):
+    with pytest.raises(ValueError, match="tile_size must be a positive multiple of 16"):
+        MattingInference(model, tile_size=40)
+    engine = MattingInference(model)
+    monkeypatch.setattr(model.backbone, "forward", lambda *a: pytest.fail("encoder ran"))
+    with pytest.raises(ValueError, match="tile_context must be a multiple of 16 in \\[0, "):
+        engine([_item()], tile_size=32)  # shorter than the model's 64 px context
