@@ -1,8 +1,14 @@
-"""Simulating a full disk without one: a file-size limit on this process (imported by name)."""
+"""File-system conditions made for tests (imported by name): a full disk without one (a
+file-size limit on this process) and a folder a command may not write into."""
 
 import contextlib
+import os
 import resource
+import shutil
 import signal
+from pathlib import Path
+
+import pytest
 
 
 @contextlib.contextmanager
@@ -17,3 +23,21 @@ def file_size_limit(nbytes: int):
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, old_handler)
+
+
+@contextlib.contextmanager
+def read_only_folder(path: Path):
+    """Make ``path`` a folder nobody may write into; yields the prefix that makes a command
+    respect it: root ignores folder permissions, so as root the command runs without the
+    capability that lets it (setpriv, util-linux; the test is skipped without setpriv)."""
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permissions cannot bind")
+        prefix = ["setpriv", "--inh-caps=-dac_override", "--bounding-set=-dac_override", "--"]
+    path.mkdir()
+    path.chmod(0o555)
+    try:
+        yield prefix
+    finally:
+        path.chmod(0o755)

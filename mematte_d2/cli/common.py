@@ -5,7 +5,9 @@ import argparse
 import io
 import os
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -29,6 +31,17 @@ def checked(convert: Callable, check: Callable) -> Callable:
             raise argparse.ArgumentTypeError(str(e)) from e
 
     return parse
+
+
+def check_writable(folder: Path, option: str) -> None:
+    """Raise a ValueError naming ``option`` unless a new file can be made in ``folder`` (a
+    temporary file is made and removed), so an output that cannot be written stops a command
+    before its long work, not after it."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ValueError(f"{option}: cannot write there ({e.strerror or e})") from e
 
 
 def describe_error(e: BaseException) -> str:

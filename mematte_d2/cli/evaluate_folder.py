@@ -17,13 +17,12 @@ import argparse
 import io
 import math
 import sys
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
 
-from mematte_d2.cli.common import OneLineErrorParser, checked, describe_error
+from mematte_d2.cli.common import OneLineErrorParser, check_writable, checked, describe_error
 from mematte_d2.evaluation.folder import evaluate_item, match_folders
 from mematte_d2.evaluation.metrics import REGIONS
 from mematte_d2.evaluation.report import format_table, summarize, write_csv, write_json
@@ -89,11 +88,7 @@ def _output_paths(output: str) -> tuple[Path, Path | None]:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"--output {output}: cannot create {folder} ({e.strerror or e})") from e
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise ValueError(f"--output {output}: cannot write there ({e.strerror or e})") from e
+    check_writable(folder, f"--output {output}")
     if out.suffix.lower() == ".csv":
         return out, None
     return out / CSV_NAME, out / JSON_NAME

@@ -27,7 +27,6 @@ images whose outputs all exist, so a stopped run resumes where it was.
 import argparse
 import os
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from functools import partial
@@ -37,7 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mematte_d2.checkpoint import CheckpointError
-from mematte_d2.cli.common import OneLineErrorParser, checked, tolerant_output
+from mematte_d2.cli.common import OneLineErrorParser, check_writable, checked, tolerant_output
 from mematte_d2.inference.batch import gather_reports, run_shard, shard, summarize
 from mematte_d2.inference.file_pairs import Job, list_images, pair_with_trimaps
 from mematte_d2.inference.memory import (
@@ -108,10 +107,9 @@ def check_output_dir(output: str) -> Path:
         raise ValueError(f"--output {output}: exists and is not a directory")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
     except OSError as e:
         raise ValueError(f"--output {output}: cannot write there ({e.strerror or e})") from e
+    check_writable(out_dir, f"--output {output}")
     return out_dir
 
 

@@ -4,7 +4,6 @@ import csv
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from file_limits import file_size_limit
+from file_limits import file_size_limit, read_only_folder
 from hostile_files import leftovers, png_header_only
 from PIL import Image
 
@@ -251,22 +250,13 @@ def test_unwritable_output_is_found_before_any_image_is_read(tmp_path):
     _three_folders(tmp_path, "x")
     (tmp_path / "pred" / "x.png").write_bytes(b"unreadable: would be reported, not reached")
     locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o555)
-    prefix = []
-    if os.geteuid() == 0:  # root ignores folder permissions unless it drops the capability
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: permissions cannot bind")
-        prefix = ["setpriv", "--inh-caps=-dac_override", "--bounding-set=-dac_override", "--"]
-    try:
+    with read_only_folder(locked) as prefix:
         proc = subprocess.run(
             [*prefix, sys.executable, str(REPO / "tools" / "evaluate_folder.py"), "--pred",
              str(tmp_path / "pred"), "--alpha", str(tmp_path / "alpha"), "--trimap",
              str(tmp_path / "trimap"), "--output", str(locked)],
             capture_output=True, text=True, check=False,
         )
-    finally:
-        locked.chmod(0o755)
     assert proc.returncode == 2
     assert proc.stderr == f"error: --output {locked}: cannot write there (Permission denied)\n"
 

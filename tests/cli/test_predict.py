@@ -2,7 +2,6 @@
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from detectron2.config import instantiate
-from file_limits import file_size_limit
+from file_limits import file_size_limit, read_only_folder
 from hostile_files import (
     leftovers,
     png_header_only,
@@ -38,26 +37,15 @@ def _trimap(h, w):
 
 
 def run_with_readonly_output(tmp_path: Path) -> subprocess.CompletedProcess:
-    """tools/predict.py with a read-only --output folder, inputs from tmp_path/in. Root ignores
-    folder permissions, so as root the command runs without the capability that lets it
-    (setpriv, util-linux)."""
+    """tools/predict.py with a read-only --output folder, inputs from tmp_path/in."""
     locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o555)
-    prefix = []
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: permissions cannot bind")
-        prefix = ["setpriv", "--inh-caps=-dac_override", "--bounding-set=-dac_override", "--"]
-    try:
+    with read_only_folder(locked) as prefix:
         return subprocess.run(
             [*prefix, sys.executable, str(REPO / "tools" / "predict.py"), "--config-file",
              str(tmp_path / "no_config.py"), "--input", str(tmp_path / "in"), "--trimap",
              str(tmp_path / "in"), "--output", str(locked)],
             capture_output=True, text=True, check=False,
         )
-    finally:
-        locked.chmod(0o755)
 
 
 def _common(weights):
