@@ -134,9 +134,9 @@ class MattingApp:
     """The app's handlers around one predictor (one model on one device).
 
     Args:
-        predictor: the shared MattingPredictor; each request runs a shallow copy carrying its
-            own precision and memory budget, so the model and the shared predictor are never
-            changed by a request.
+        predictor: the shared MattingPredictor; a request's keep ratio or memory budget is an
+            argument of its call, and its precision rides on a shallow copy, so neither the
+            model nor the shared predictor is changed by a request.
         workdir: a folder the app owns; each browser session writes its downloads in a
             sub-folder of it.
         max_pixels: the largest image (width x height) read from an upload.
